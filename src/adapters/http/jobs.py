@@ -1,0 +1,219 @@
+"""The /jobs routes: submit, read, list, cancel, retry, delete."""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Annotated
+from uuid import UUID
+
+import msgspec
+from litestar import Controller, Response, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.exceptions import ValidationException
+from litestar.openapi.datastructures import ResponseSpec
+from litestar.params import Parameter
+
+from adapters.http.schemas import (
+    IDEMPOTENCY_KEY_PATTERN,
+    JobListView,
+    JobView,
+    Problem,
+    StatusName,
+    SubmitJobRequest,
+    job_list_item,
+    job_view,
+)
+from application.errors import JobNotFound
+from application.use_cases.cancel_job import CancelJob
+from application.use_cases.delete_job import DeleteJob
+from application.use_cases.get_job import GetJob
+from application.use_cases.list_jobs import ListJobs, ListJobsQuery
+from application.use_cases.retry_job import RetryJob
+from application.use_cases.submit_job import SubmitJob, SubmitJobCommand
+from domain import JobStatus
+
+
+def _problem(description: str) -> ResponseSpec:
+    return ResponseSpec(
+        Problem,
+        description=description,
+        media_type="application/problem+json",
+        generate_examples=False,
+    )
+
+
+AUTH_ERRORS = {
+    401: _problem("Missing or wrong API key (with `WWW-Authenticate: Bearer`)."),
+    503: _problem("The database is unavailable."),
+}
+NOT_FOUND = {404: _problem("No such job for this owner (a malformed id too).")}
+RULE_BROKEN = {422: _problem("A rule of the request is broken; `errors` lists the fields.")}
+LOCATION = [
+    ResponseHeader(name="Location", description="/jobs/{event_id}", documentation_only=True)
+]
+
+
+def parse_event_id(event_id: str) -> UUID:
+    try:
+        return UUID(event_id)
+    except ValueError:
+        raise JobNotFound(event_id) from None
+
+
+def _fingerprint(data: SubmitJobRequest) -> str:
+    canonical = msgspec.json.encode(msgspec.to_builtins(data), order="sorted")
+    return hashlib.sha256(canonical).hexdigest()
+
+
+def _location(view: JobView) -> dict[str, str]:
+    return {"Location": f"/jobs/{view.event_id}"}
+
+
+class JobController(Controller):
+    path = "/jobs"
+    tags = ["jobs"]
+    security = [{"ApiKey": []}, {"BearerKey": []}]
+
+    @post(
+        "/",
+        operation_id="submitJob",
+        summary="Submit a guideline",
+        status_code=202,
+        response_headers=LOCATION,
+        responses={
+            200: ResponseSpec(
+                JobView,
+                description="Replay of an earlier request with the same Idempotency-Key and body.",
+            ),
+            400: _problem("The body is not valid JSON."),
+            413: _problem("The body is larger than 4 MiB."),
+            **RULE_BROKEN,
+            **AUTH_ERRORS,
+        },
+    )
+    async def submit(
+        self,
+        data: SubmitJobRequest,
+        owner: str,
+        submit_job: SubmitJob,
+        idempotency_key: Annotated[
+            str | None,
+            Parameter(
+                header="Idempotency-Key",
+                pattern=IDEMPOTENCY_KEY_PATTERN,
+                min_length=1,
+                max_length=255,
+                description="Makes a retried submit safe: same key + same body gives the same job.",
+                required=False,
+            ),
+        ] = None,
+    ) -> Response[JobView]:
+        """Store the text as a job and answer at once; a worker runs the two LLM steps.
+
+        Returns 202 with the pending job and its `Location`. With an
+        `Idempotency-Key` already used by this owner: the same body returns that
+        job with 200, another body answers 422.
+        """
+        _check_text(data.input_text)
+        command = SubmitJobCommand(
+            owner=owner,
+            input_text=data.input_text,
+            metadata=dict(data.metadata or {}),
+            callback_url=data.callback_url,
+            idempotency_key=idempotency_key,
+            request_fingerprint=_fingerprint(data) if idempotency_key else None,
+        )
+        outcome = await submit_job.execute(command)
+        view = job_view(outcome.job)
+        return Response(view, status_code=202 if outcome.created else 200, headers=_location(view))
+
+    @get(
+        "/",
+        operation_id="listJobs",
+        summary="List my jobs, newest first",
+        responses={**RULE_BROKEN, **AUTH_ERRORS},
+    )
+    async def list_jobs(
+        self,
+        owner: str,
+        list_jobs: ListJobs,
+        status: Annotated[
+            list[StatusName] | None,
+            Parameter(query="status", description="Only jobs in these statuses (repeatable)."),
+        ] = None,
+        limit: Annotated[int, Parameter(ge=1, le=100, description="Page size.")] = 20,
+        cursor: Annotated[
+            str | None,
+            Parameter(max_length=512, description="`next_cursor` of the previous page."),
+        ] = None,
+    ) -> JobListView:
+        """The owner's jobs without their input text; follow `next_cursor` for more."""
+        statuses = [JobStatus(s) for s in status or []]
+        page = await list_jobs.execute(ListJobsQuery(owner, statuses, limit, cursor))
+        return JobListView([job_list_item(j) for j in page.items], page.next_cursor)
+
+    @get(
+        "/{event_id:str}",
+        operation_id="getJob",
+        summary="Get one job",
+        responses={**NOT_FOUND, **AUTH_ERRORS},
+    )
+    async def get_job(self, event_id: str, owner: str, get_job: GetJob) -> JobView:
+        """The job with its input text, its status and whatever outputs exist so far."""
+        return job_view(await get_job.execute(owner, parse_event_id(event_id)))
+
+    @post(
+        "/{event_id:str}/cancel",
+        operation_id="cancelJob",
+        summary="Cancel a pending or processing job",
+        status_code=200,
+        responses={**NOT_FOUND, 409: _problem("The job is already finished."), **AUTH_ERRORS},
+    )
+    async def cancel(self, event_id: str, owner: str, cancel_job: CancelJob) -> JobView:
+        """A running worker stops at the next step boundary and never overwrites `cancelled`."""
+        return job_view(await cancel_job.execute(owner, parse_event_id(event_id)))
+
+    @post(
+        "/{event_id:str}/retry",
+        operation_id="retryJob",
+        summary="Retry a failed or cancelled job",
+        status_code=202,
+        response_headers=LOCATION,
+        responses={
+            **NOT_FOUND,
+            409: _problem("Only failed or cancelled jobs can be retried."),
+            **AUTH_ERRORS,
+        },
+    )
+    async def retry(self, event_id: str, owner: str, retry_job: RetryJob) -> Response[JobView]:
+        """Puts the job back to `pending`, keeping finished steps, and dispatches it again."""
+        view = job_view(await retry_job.execute(owner, parse_event_id(event_id)))
+        return Response(view, status_code=202, headers=_location(view))
+
+    @delete(
+        "/{event_id:str}",
+        operation_id="deleteJob",
+        summary="Erase a job for good",
+        status_code=204,
+        responses={**NOT_FOUND, **AUTH_ERRORS},
+    )
+    async def erase(self, event_id: str, owner: str, delete_job: DeleteJob) -> None:
+        """Deletes the job's text, outputs and metadata; a later GET answers 404."""
+        await delete_job.execute(owner, parse_event_id(event_id))
+
+
+def _check_text(text: str) -> None:
+    """Rules the schema pattern cannot state: no lone surrogates (not storable as UTF-8)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValidationException(
+            detail="Validation failed",
+            extra=[
+                {
+                    "message": "The text contains invalid Unicode (a lone surrogate).",
+                    "key": "input_text",
+                    "source": "body",
+                }
+            ],
+        ) from None

@@ -1,0 +1,97 @@
+"""Every error as RFC 9457 problem details (application/problem+json)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Any
+
+import structlog
+from litestar import Request, Response
+from litestar.exceptions import HTTPException, ValidationException
+from litestar.types import ExceptionHandlersMap
+
+from application.errors import (
+    IdempotencyMismatch,
+    InvalidCursor,
+    JobConflict,
+    JobNotFound,
+    StorageUnavailable,
+)
+
+PROBLEM_JSON = "application/problem+json"
+log = structlog.get_logger(__name__)
+
+
+def problem(
+    status: int,
+    detail: str,
+    *,
+    errors: list[dict[str, Any]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> Response[dict[str, Any]]:
+    body: dict[str, Any] = {
+        "type": "about:blank",
+        "title": HTTPStatus(status).phrase,
+        "status": status,
+        "detail": detail,
+    }
+    if errors is not None:
+        body["errors"] = errors
+    return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    headers = dict(exc.headers or {})
+    if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
+        # A body that parsed but broke a rule: 422 (Litestar says 400).
+        return problem(422, "The request breaks a rule.", errors=exc.extra, headers=headers)
+    if exc.status_code == 400:
+        return problem(400, f"The request could not be parsed: {exc.detail}", headers=headers)
+    detail = (
+        exc.detail
+        if exc.detail != HTTPStatus(exc.status_code).phrase
+        else _DEFAULT_DETAIL.get(exc.status_code, exc.detail)
+    )
+    return problem(exc.status_code, detail, headers=headers)
+
+
+_DEFAULT_DETAIL = {
+    404: "No such resource.",
+    405: "This method is not allowed on this resource.",
+    413: "The request body is larger than the limit (4 MiB).",
+}
+
+
+def _not_found(_: Request[Any, Any, Any], exc: JobNotFound) -> Response[Any]:
+    return problem(404, "Job not found.")
+
+
+def _conflict(_: Request[Any, Any, Any], exc: JobConflict) -> Response[Any]:
+    return problem(409, str(exc))
+
+
+def _unprocessable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return problem(422, str(exc))
+
+
+def _unavailable(_: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[Any]:
+    log.warning("database unavailable")
+    return problem(
+        503, "The database is unavailable; try again shortly.", headers={"Retry-After": "5"}
+    )
+
+
+def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    log.error("unhandled error", error=type(exc).__name__, path=request.url.path, exc_info=exc)
+    return problem(500, "Internal server error.")
+
+
+EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    HTTPException: _http_exception,
+    JobNotFound: _not_found,
+    JobConflict: _conflict,
+    IdempotencyMismatch: _unprocessable,
+    InvalidCursor: _unprocessable,
+    StorageUnavailable: _unavailable,
+    Exception: _unexpected,
+}

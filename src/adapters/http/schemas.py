@@ -1,0 +1,157 @@
+"""HTTP schemas (msgspec Structs): the wire format of API.md, apart from domain types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+
+from domain import Job
+
+MAX_INPUT_CHARS = 200_000
+MAX_BODY_BYTES = 4 * 1024 * 1024
+
+# Not only white space, and no NUL anywhere: stated as a pattern so the
+# OpenAPI document carries the rule.
+NON_BLANK_NO_NUL = r"^[^\x00]*[^\s\x00][^\x00]*$"
+IDEMPOTENCY_KEY_PATTERN = r"^[ -~]{1,255}$"
+CALLBACK_URL_PATTERN = r"^https?://[^\s/?#]+[^\s]*$"
+
+InputText = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=MAX_INPUT_CHARS,
+        pattern=NON_BLANK_NO_NUL,
+        description="The guideline text: 1 to 200,000 characters, not only white space, no NUL.",
+        examples=["Adults with type 2 diabetes should be offered metformin as first-line therapy."],
+    ),
+]
+MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+MetadataValue = Annotated[str, msgspec.Meta(max_length=512)]
+Metadata = Annotated[
+    dict[MetadataKey, MetadataValue],
+    msgspec.Meta(
+        max_length=16, description="Up to 16 string keys (≤ 64 chars) and values (≤ 512)."
+    ),
+]
+CallbackUrl = Annotated[
+    str,
+    msgspec.Meta(
+        max_length=2048,
+        pattern=CALLBACK_URL_PATTERN,
+        description="https:// URL (http:// only if the operator allows it) for the final job.",
+    ),
+]
+StatusName = Literal["pending", "processing", "completed", "failed", "cancelled"]
+StepName = Literal["summarize", "checklist"]
+ErrorCodeName = Literal[
+    "llm_rate_limited",
+    "llm_unavailable",
+    "llm_timeout",
+    "llm_rejected",
+    "llm_bad_output",
+    "internal",
+]
+
+
+class SubmitJobRequest(msgspec.Struct, forbid_unknown_fields=True):
+    input_text: InputText
+    metadata: Metadata | None = None
+    callback_url: CallbackUrl | None = None
+
+
+class UsageView(msgspec.Struct):
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class ResultView(msgspec.Struct):
+    summary: str
+    checklist: list[str]
+
+
+class ErrorView(msgspec.Struct):
+    code: ErrorCodeName
+    message: str
+
+
+class JobListItem(msgspec.Struct, omit_defaults=False):
+    """A job as lists show it: every field but `input_text`."""
+
+    event_id: str
+    status: StatusName
+    step: StepName | None
+    summary: str | None
+    checklist: list[str] | None
+    result: ResultView | None
+    error: ErrorView | None
+    attempts: int
+    metadata: dict[str, str]
+    usage: UsageView
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class JobView(JobListItem, omit_defaults=False):
+    """A job with its input text (single GET, submit)."""
+
+    input_text: str
+
+
+class JobListView(msgspec.Struct):
+    items: list[JobListItem]
+    next_cursor: str | None
+
+
+class ProblemField(msgspec.Struct):
+    message: str
+    key: str | None = None
+    source: str | None = None
+
+
+class Problem(msgspec.Struct, omit_defaults=True):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[ProblemField] | None = None
+
+
+class HealthView(msgspec.Struct):
+    status: str
+    checks: dict[str, str] | None = None
+
+
+def _fields(job: Job) -> dict[str, object]:
+    result = job.result
+    return {
+        "event_id": str(job.event_id),
+        "status": job.status.value,
+        "step": job.step.value if job.step else None,
+        "summary": job.summary,
+        "checklist": list(job.checklist) if job.checklist is not None else None,
+        "result": ResultView(result.summary, list(result.checklist)) if result else None,
+        "error": ErrorView(job.error.code.value, job.error.message) if job.error else None,
+        "attempts": job.attempts,
+        "metadata": dict(job.metadata),
+        "usage": UsageView(
+            job.usage.prompt_tokens, job.usage.completion_tokens, job.usage.total_tokens
+        ),
+        "created_at": job.created_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+    }
+
+
+def job_view(job: Job) -> JobView:
+    return JobView(input_text=job.input_text, **_fields(job))  # type: ignore[arg-type]
+
+
+def job_list_item(job: Job) -> JobListItem:
+    return JobListItem(**_fields(job))  # type: ignore[arg-type]

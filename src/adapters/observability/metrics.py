@@ -1,0 +1,81 @@
+"""Prometheus metrics (family names are the contract in ARCHITECTURE.md)."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+    multiprocess,
+)
+
+from domain import JobStatus, Usage
+
+
+class PrometheusMetrics:
+    """Implements the application's `Metrics` port, plus HTTP request counting.
+
+    With `PROMETHEUS_MULTIPROC_DIR` set (several API processes), values are
+    written to that folder and the exposition aggregates every process.
+    """
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self._jobs = Counter(
+            "guideline_jobs", "Jobs reaching each status.", ["status"], registry=self.registry
+        )
+        self._steps = Histogram(
+            "guideline_job_step_seconds",
+            "Time a step took, LLM retries included.",
+            ["step"],
+            buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 30, 60, 120, 300),
+            registry=self.registry,
+        )
+        self._tokens = Counter(
+            "guideline_llm_tokens", "LLM tokens used.", ["kind"], registry=self.registry
+        )
+        self._calls = Counter(
+            "guideline_llm_calls", "LLM calls by outcome.", ["outcome"], registry=self.registry
+        )
+        self._backlog = Gauge(
+            "guideline_outbox_backlog",
+            "Outbox rows not yet published.",
+            registry=self.registry,
+            multiprocess_mode="livemax",
+        )
+        self._http = Counter(
+            "guideline_http_requests",
+            "HTTP requests.",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+
+    def job_reached(self, status: JobStatus) -> None:
+        self._jobs.labels(status=status.value).inc()
+
+    def step_finished(self, step: str, seconds: float) -> None:
+        self._steps.labels(step=step).observe(seconds)
+
+    def llm_call(self, outcome: str, usage: Usage | None) -> None:
+        self._calls.labels(outcome=outcome).inc()
+        if usage is not None:
+            self._tokens.labels(kind="prompt").inc(usage.prompt_tokens)
+            self._tokens.labels(kind="completion").inc(usage.completion_tokens)
+
+    def outbox_backlog(self, rows: int) -> None:
+        self._backlog.set(rows)
+
+    def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
+        self._http.labels(method=method, route=route, status=str(status)).inc()
+
+    def exposition(self) -> tuple[bytes, str]:
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST

@@ -1,0 +1,118 @@
+"""The async engine: URL mapping to the async drivers and per-dialect tuning."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+_POSTGRES_NAMES = frozenset({"postgres", "postgresql", "postgresql+psycopg"})
+_SQLITE_NAMES = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
+
+CONNECT_TIMEOUT_S = 5
+POOL_TIMEOUT_S = 5.0
+SQLITE_BUSY_TIMEOUT_MS = 5000
+
+
+def _parse(url: str) -> URL:
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        # The message would echo the URL, password included.
+        raise ValueError("DATABASE_URL is not a valid database URL") from None
+    if parsed.drivername not in _POSTGRES_NAMES | _SQLITE_NAMES:
+        raise ValueError(
+            f"unsupported database URL scheme {parsed.drivername!r}: "
+            "use sqlite:///path or postgresql://..."
+        )
+    return parsed
+
+
+def _is_sqlite(url: URL) -> bool:
+    return url.drivername in _SQLITE_NAMES
+
+
+def async_url(url: str) -> str:
+    """`url` rewritten for the async drivers (aiosqlite, psycopg 3)."""
+    parsed = _parse(url)
+    driver = "sqlite+aiosqlite" if _is_sqlite(parsed) else "postgresql+psycopg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def sync_url(url: str) -> str:
+    """`url` rewritten for the sync drivers (sqlite3, psycopg 3): used by migrations."""
+    parsed = _parse(url)
+    driver = "sqlite" if _is_sqlite(parsed) else "postgresql+psycopg"
+    return parsed.set(drivername=driver).render_as_string(hide_password=False)
+
+
+def masked_url(url: str) -> str:
+    """`url` with its password hidden, safe for logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "<invalid database URL>"
+
+
+def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+    """An async engine for `url` (see `async_url`), tuned for its dialect.
+
+    PostgreSQL: pre-ping, and short connect / pool timeouts so that a database
+    that is down fails a request within seconds. SQLite: WAL, a busy timeout,
+    foreign keys, and `BEGIN IMMEDIATE` transactions (see `_tune_sqlite`).
+    """
+    parsed = make_url(async_url(url))
+    if _is_sqlite(parsed):
+        return _sqlite_engine(parsed, pool_size=pool_size, echo=echo)
+    return create_async_engine(
+        parsed,
+        echo=echo,
+        pool_size=pool_size,
+        pool_timeout=POOL_TIMEOUT_S,
+        pool_pre_ping=True,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+    )
+
+
+def _sqlite_engine(url: URL, *, pool_size: int, echo: bool) -> AsyncEngine:
+    # In memory, SQLAlchemy keeps one shared connection (StaticPool, no sizing);
+    # that database also dies with the engine, so it suits throwaway use only.
+    in_memory = url.database in (None, "", ":memory:")
+    kwargs: dict[str, Any] = (
+        {} if in_memory else {"pool_size": pool_size, "pool_timeout": POOL_TIMEOUT_S}
+    )
+    engine = create_async_engine(url, echo=echo, **kwargs)
+    _tune_sqlite(engine)
+    return engine
+
+
+def _tune_sqlite(engine: AsyncEngine) -> None:
+    """Per-connection pragmas and explicit transaction control.
+
+    sqlite3's legacy mode does not BEGIN before a SELECT, so a unit of work
+    that reads then writes would not be isolated; SQLAlchemy emits BEGIN
+    instead. It is `BEGIN IMMEDIATE`: a unit of work takes the write lock at
+    its start, so two read-then-write transactions queue on the busy timeout
+    rather than fail with SQLITE_BUSY when the second tries to upgrade.
+    Transactions are short (no LLM call runs inside one), so serialising
+    them costs little in the embedded mode.
+    """
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+        finally:
+            cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")

@@ -1,0 +1,294 @@
+"""Jobs and outbox rows through SQLAlchemy Core on the unit of work's connection.
+
+Each method is one or two statements; none commits (the unit of work does).
+Rows are mapped to `domain.Job` here, so no SQL row ever leaves the adapter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import (
+    ColumnElement,
+    Insert,
+    RowMapping,
+    Uuid,
+    and_,
+    delete,
+    func,
+    insert,
+    literal,
+    or_,
+    select,
+    tuple_,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from adapters.persistence.errors import translate_errors
+from adapters.persistence.tables import IDEMPOTENCY_CONSTRAINT, UtcDateTime, jobs, outbox
+from application.errors import ConcurrencyConflict, DuplicateIdempotencyKey
+from application.ports import PageAfter
+from domain import ErrorCode, Job, JobError, JobStatus, Step, Usage
+
+# Never rewritten by `save`: set once at submit (input_text is up to 200,000 chars).
+_IMMUTABLE = frozenset(
+    {"event_id", "owner", "input_text", "created_at", "idempotency_key", "request_fingerprint"}
+)
+
+
+def job_to_row(job: Job) -> dict[str, Any]:
+    """The column values of `job` (keys are the `jobs` column names)."""
+    return {
+        "event_id": job.event_id,
+        "owner": job.owner,
+        "input_text": job.input_text,
+        "status": job.status.value,
+        "step": job.step.value if job.step is not None else None,
+        "summary": job.summary,
+        "checklist": list(job.checklist) if job.checklist is not None else None,
+        "error_code": job.error.code.value if job.error is not None else None,
+        "error_message": job.error.message if job.error is not None else None,
+        "attempts": job.attempts,
+        "deliveries": job.deliveries,
+        "metadata": dict(job.metadata),
+        "prompt_tokens": job.usage.prompt_tokens,
+        "completion_tokens": job.usage.completion_tokens,
+        "total_tokens": job.usage.total_tokens,
+        "callback_url": job.callback_url,
+        "idempotency_key": job.idempotency_key,
+        "request_fingerprint": job.request_fingerprint,
+        "created_at": job.created_at,
+        "updated_at": job.updated_at,
+        "started_at": job.started_at,
+        "finished_at": job.finished_at,
+        "lease_expires_at": job.lease_expires_at,
+        "version": job.version,
+    }
+
+
+def row_to_job(row: RowMapping) -> Job:
+    """The `Job` a `jobs` row holds."""
+    error_code = row["error_code"]
+    checklist = row["checklist"]
+    return Job(
+        event_id=row["event_id"],
+        owner=row["owner"],
+        input_text=row["input_text"],
+        status=JobStatus(row["status"]),
+        step=Step(row["step"]) if row["step"] is not None else None,
+        summary=row["summary"],
+        checklist=tuple(checklist) if checklist is not None else None,
+        error=(
+            JobError(ErrorCode(error_code), row["error_message"] or "")
+            if error_code is not None
+            else None
+        ),
+        attempts=row["attempts"],
+        deliveries=row["deliveries"],
+        metadata=dict(row["metadata"] or {}),
+        usage=Usage(row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]),
+        callback_url=row["callback_url"],
+        idempotency_key=row["idempotency_key"],
+        request_fingerprint=row["request_fingerprint"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        lease_expires_at=row["lease_expires_at"],
+        version=row["version"],
+    )
+
+
+def _is_idempotency_clash(error: IntegrityError) -> bool:
+    diag = getattr(error.orig, "diag", None)  # psycopg names the constraint
+    if diag is not None and getattr(diag, "constraint_name", None):
+        return bool(diag.constraint_name == IDEMPOTENCY_CONSTRAINT)
+    # sqlite3: "UNIQUE constraint failed: jobs.owner, jobs.idempotency_key"
+    return "jobs.idempotency_key" in str(error.orig)
+
+
+class SqlJobRepository:
+    """`JobRepository` on one connection inside the unit of work's transaction."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    def _insert(self, job: Job) -> Insert:
+        """An INSERT that, for a keyed job, does nothing on an idempotency clash.
+
+        Skipping the row (rather than raising) keeps a PostgreSQL transaction
+        usable, so the loser of two racing submits can read the winner's job.
+        """
+        row = job_to_row(job)
+        if job.idempotency_key is None:
+            return insert(jobs).values(row)
+        target = [jobs.c.owner, jobs.c.idempotency_key]
+        dialect_insert = (
+            postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        )
+        return (
+            dialect_insert(jobs)
+            .values(row)
+            .on_conflict_do_nothing(index_elements=target)
+            # An INSERT's rowcount is kept only on request: 0 means "skipped".
+            .execution_options(preserve_rowcount=True)
+        )
+
+    @translate_errors
+    async def add(self, job: Job) -> None:
+        try:
+            result = await self._conn.execute(self._insert(job))
+        except IntegrityError as error:
+            if _is_idempotency_clash(error):
+                raise DuplicateIdempotencyKey(job.idempotency_key) from error
+            raise
+        if result.rowcount == 0:
+            raise DuplicateIdempotencyKey(job.idempotency_key)
+
+    @translate_errors
+    async def get(self, event_id: UUID, owner: str | None = None) -> Job | None:
+        query = select(jobs).where(jobs.c.event_id == event_id)
+        if owner is not None:
+            query = query.where(jobs.c.owner == owner)
+        row = (await self._conn.execute(query)).mappings().one_or_none()
+        return row_to_job(row) if row is not None else None
+
+    @translate_errors
+    async def get_by_idempotency_key(self, owner: str, key: str) -> Job | None:
+        query = select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
+        row = (await self._conn.execute(query)).mappings().one_or_none()
+        return row_to_job(row) if row is not None else None
+
+    @translate_errors
+    async def list_page(
+        self,
+        owner: str,
+        statuses: Sequence[JobStatus],
+        limit: int,
+        after: PageAfter | None,
+    ) -> list[Job]:
+        query = select(jobs).where(jobs.c.owner == owner)
+        if statuses:
+            query = query.where(jobs.c.status.in_([s.value for s in statuses]))
+        if after is not None:
+            query = query.where(_older_than(after))
+        query = query.order_by(jobs.c.created_at.desc(), jobs.c.event_id.desc()).limit(limit)
+        rows = (await self._conn.execute(query)).mappings()
+        return [row_to_job(row) for row in rows]
+
+    @translate_errors
+    async def save(self, job: Job) -> None:
+        values = {k: v for k, v in job_to_row(job).items() if k not in _IMMUTABLE}
+        values["version"] = job.version + 1
+        statement = (
+            update(jobs)
+            .where(jobs.c.event_id == job.event_id, jobs.c.version == job.version)
+            .values(values)
+        )
+        result = await self._conn.execute(statement)
+        if result.rowcount == 0:
+            raise ConcurrencyConflict(f"job {job.event_id} changed since version {job.version}")
+        job.version += 1
+
+    @translate_errors
+    async def delete(self, event_id: UUID) -> bool:
+        await self._conn.execute(delete(outbox).where(outbox.c.event_id == event_id))
+        result = await self._conn.execute(delete(jobs).where(jobs.c.event_id == event_id))
+        return result.rowcount > 0
+
+    @translate_errors
+    async def find_unfinished(
+        self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
+    ) -> list[Job]:
+        query = (
+            select(jobs)
+            .where(
+                or_(
+                    and_(
+                        jobs.c.status == JobStatus.PENDING.value,
+                        jobs.c.updated_at < pending_idle_before,
+                    ),
+                    and_(
+                        jobs.c.status == JobStatus.PROCESSING.value,
+                        jobs.c.lease_expires_at < lease_expired_before,
+                    ),
+                )
+            )
+            .order_by(jobs.c.updated_at, jobs.c.event_id)
+            .limit(limit)
+        )
+        rows = (await self._conn.execute(query)).mappings()
+        return [row_to_job(row) for row in rows]
+
+
+def _older_than(after: PageAfter) -> ColumnElement[bool]:
+    """Strictly after `after` in newest-first order: a row-value comparison."""
+    return tuple_(jobs.c.created_at, jobs.c.event_id) < tuple_(
+        literal(after.created_at, UtcDateTime()), literal(after.event_id, Uuid())
+    )
+
+
+class SqlOutbox:
+    """`Outbox` on the unit of work's connection.
+
+    `take_unsent` locks the rows it returns on PostgreSQL (FOR UPDATE SKIP
+    LOCKED), so two relays never take the same rows; `mark_sent` then marks
+    exactly the rows this instance took, not later rows for the same job.
+    """
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+        self._taken: dict[UUID, list[int]] = {}
+
+    @translate_errors
+    async def add(self, event_id: UUID, now: datetime) -> None:
+        await self._conn.execute(insert(outbox).values(event_id=event_id, created_at=now))
+
+    @translate_errors
+    async def take_unsent(self, limit: int) -> list[UUID]:
+        query = (
+            select(outbox.c.id, outbox.c.event_id)
+            .where(outbox.c.sent_at.is_(None))
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        taken: list[UUID] = []
+        for row_id, event_id in (await self._conn.execute(query)).tuples():
+            if event_id not in self._taken:
+                taken.append(event_id)
+            self._taken.setdefault(event_id, []).append(row_id)
+        return taken
+
+    @translate_errors
+    async def mark_sent(self, event_ids: Sequence[UUID], now: datetime) -> None:
+        row_ids: list[int] = []
+        untracked: list[UUID] = []  # not taken here: mark all their unsent rows
+        for event_id in event_ids:
+            taken = self._taken.pop(event_id, None)
+            if taken is None:
+                untracked.append(event_id)
+            else:
+                row_ids.extend(taken)
+        conditions: list[ColumnElement[bool]] = []
+        if row_ids:
+            conditions.append(outbox.c.id.in_(row_ids))
+        if untracked:
+            conditions.append(outbox.c.event_id.in_(untracked))
+        if not conditions:
+            return
+        await self._conn.execute(
+            update(outbox).where(or_(*conditions), outbox.c.sent_at.is_(None)).values(sent_at=now)
+        )
+
+    @translate_errors
+    async def backlog(self) -> int:
+        query = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
+        return int((await self._conn.execute(query)).scalar_one())

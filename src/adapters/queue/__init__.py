@@ -1,0 +1,1 @@
+"""Job dispatchers: in-process (embedded mode) and Celery."""

@@ -1,0 +1,24 @@
+"""DeleteJob: erase a job, its text and its outputs, for good."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+from application.errors import JobNotFound
+from application.ports import UnitOfWorkFactory
+
+
+class DeleteJob:
+    """Rules: only the owner can erase a job; a processing job's worker finds
+    the job gone at its next step boundary and stops (it never recreates it)."""
+
+    def __init__(self, uow_factory: UnitOfWorkFactory) -> None:
+        self._uow_factory = uow_factory
+
+    async def execute(self, owner: str, event_id: UUID) -> None:
+        async with self._uow_factory() as uow:
+            job = await uow.jobs.get(event_id, owner=owner)
+            if job is None:
+                raise JobNotFound(str(event_id))
+            await uow.jobs.delete(event_id)
+            await uow.commit()

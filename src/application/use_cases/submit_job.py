@@ -1,0 +1,90 @@
+"""SubmitJob: store a guideline as a pending job and make sure a worker will run it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from application.errors import DuplicateIdempotencyKey, IdempotencyMismatch
+from application.ports import Clock, IdFactory, UnitOfWorkFactory
+from application.use_cases.relay_outbox import RelayOutbox
+from domain import Job
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitJobCommand:
+    owner: str
+    input_text: str
+    metadata: dict[str, str] = field(default_factory=dict)
+    callback_url: str | None = None
+    idempotency_key: str | None = None
+    # A digest of the request body, compared when the idempotency key is reused.
+    request_fingerprint: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitJobResult:
+    job: Job
+    created: bool
+
+
+class SubmitJob:
+    """Rules:
+    - the job and its outbox row are written in one transaction, so a broker
+      outage delays the job and never loses it;
+    - after the commit the job is dispatched at once (fast path); a failed
+      dispatch is left to the periodic outbox relay;
+    - the same owner + Idempotency-Key with the same body returns the existing
+      job (created=False); with another body, IdempotencyMismatch. A racing
+      duplicate loses on the database's unique constraint and gets the winner.
+    """
+
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        relay: RelayOutbox,
+        clock: Clock,
+        ids: IdFactory,
+    ) -> None:
+        self._uow_factory = uow_factory
+        self._relay = relay
+        self._clock = clock
+        self._ids = ids
+
+    async def execute(self, command: SubmitJobCommand) -> SubmitJobResult:
+        if command.idempotency_key is not None:
+            existing = await self._existing(command)
+            if existing is not None:
+                return SubmitJobResult(existing, created=False)
+        now = self._clock.now()
+        job = Job.submit(
+            event_id=self._ids.new_id(),
+            owner=command.owner,
+            input_text=command.input_text,
+            now=now,
+            metadata=command.metadata,
+            callback_url=command.callback_url,
+            idempotency_key=command.idempotency_key,
+            request_fingerprint=command.request_fingerprint,
+        )
+        try:
+            async with self._uow_factory() as uow:
+                await uow.jobs.add(job)
+                await uow.outbox.add(job.event_id, now)
+                await uow.commit()
+        except DuplicateIdempotencyKey:
+            existing = await self._existing(command)
+            if existing is None:  # the winner was deleted in between
+                raise
+            return SubmitJobResult(existing, created=False)
+        await self._relay.publish_now([job.event_id])
+        return SubmitJobResult(job, created=True)
+
+    async def _existing(self, command: SubmitJobCommand) -> Job | None:
+        assert command.idempotency_key is not None
+        async with self._uow_factory() as uow:
+            job = await uow.jobs.get_by_idempotency_key(command.owner, command.idempotency_key)
+        if job is not None and job.request_fingerprint != command.request_fingerprint:
+            raise IdempotencyMismatch(
+                "This Idempotency-Key was already used with a different request body."
+            )
+        return job

@@ -1,0 +1,1 @@
+"""Composition: settings, the DI container, the ASGI app, the Celery app and the CLI."""

@@ -1,0 +1,191 @@
+"""Typed settings, read once from the environment (names and defaults: ARCHITECTURE.md).
+
+A bad value stops the process at start with a message naming the variable.
+A secret may also come from the file that `<NAME>_FILE` names (Docker secrets).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+SECRET_NAMES = ("OPENAI_API_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "WEBHOOK_SIGNING_SECRET")
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot use."""
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = "sqlite:///./guideline-ingest.sqlite3"
+    celery_broker_url: str | None = None
+    llm_provider: str = "offline"
+    openai_api_key: str | None = field(default=None, repr=False)
+    openai_base_url: str | None = None
+    openai_model: str = "gpt-4o-mini"
+    llm_timeout_s: float = 60.0
+    llm_max_attempts: int = 4
+    llm_retry_after_max_s: float = 60.0
+    llm_backoff_base_s: float = 1.0
+    worker_concurrency: int = 200
+    job_lease_s: float = 60.0
+    job_pending_redispatch_s: float = 120.0
+    max_deliveries: int = 5
+    shutdown_grace_s: float = 30.0
+    auth_disabled: bool = False
+    rate_limit_submit_per_min: int | None = None
+    rate_limit_read_per_min: int | None = None
+    max_inflight_per_owner: int | None = None
+    job_retention_days: int | None = None
+    webhook_signing_secret: str | None = field(default=None, repr=False)
+    callbacks_allow_http: bool = False
+    log_format: str = "json"
+    log_level: str = "INFO"
+    db_pool_size: int = 10
+    recovery_interval_s: float = 15.0
+
+    @property
+    def embedded(self) -> bool:
+        """Jobs run in-process when no broker is configured."""
+        return self.celery_broker_url is None
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def _read_env(env: Mapping[str, str], name: str) -> str | None:
+    value = env.get(name)
+    file_name = env.get(f"{name}_FILE")
+    if (value is None or value == "") and file_name and name in SECRET_NAMES:
+        try:
+            value = Path(file_name).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SettingsError(f"{name}_FILE: cannot read {file_name}: {exc.strerror}") from exc
+    return value if value not in (None, "") else None
+
+
+def _parse(name: str, raw: str, convert: Callable[[str], T], rule: str) -> T:
+    try:
+        return convert(raw)
+    except ValueError:
+        raise SettingsError(f"{name}: expected {rule}, got {raw!r}") from None
+
+
+def _positive_int(raw: str) -> int:
+    value = int(raw)
+    if value <= 0:
+        raise ValueError
+    return value
+
+
+def _positive_float(raw: str) -> float:
+    value = float(raw)
+    if not value > 0:
+        raise ValueError
+    return value
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    raise ValueError
+
+
+def _choice(*options: str) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if raw.lower() not in options:
+            raise ValueError
+        return raw.lower()
+
+    return convert
+
+
+def _url(*schemes: str) -> Callable[[str], str]:
+    def convert(raw: str) -> str:
+        if not raw.startswith(tuple(f"{s}:" for s in schemes)):
+            raise ValueError
+        return raw
+
+    return convert
+
+
+_INT = (_positive_int, "a positive integer")
+_FLOAT = (_positive_float, "a positive number")
+_BOOL = (_bool, "true or false")
+
+# env name -> (field, converter, rule)
+_FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
+    "DATABASE_URL": (
+        "database_url",
+        _url("sqlite", "postgresql", "postgresql+psycopg", "postgres"),
+        "a sqlite:/// or postgresql:// URL",
+    ),
+    "CELERY_BROKER_URL": (
+        "celery_broker_url",
+        _url("redis", "rediss", "amqp", "memory"),
+        "a redis:// URL",
+    ),
+    "LLM_PROVIDER": (
+        "llm_provider",
+        _choice("openai", "offline", "fake"),
+        "openai, offline or fake",
+    ),
+    "OPENAI_API_KEY": ("openai_api_key", str, "a key"),
+    "OPENAI_BASE_URL": ("openai_base_url", _url("http", "https"), "an http(s):// URL"),
+    "OPENAI_MODEL": ("openai_model", str, "a model name"),
+    "LLM_TIMEOUT_S": ("llm_timeout_s", *_FLOAT),
+    "LLM_MAX_ATTEMPTS": ("llm_max_attempts", *_INT),
+    "LLM_RETRY_AFTER_MAX_S": ("llm_retry_after_max_s", *_FLOAT),
+    "LLM_BACKOFF_BASE_S": ("llm_backoff_base_s", *_FLOAT),
+    "WORKER_CONCURRENCY": ("worker_concurrency", *_INT),
+    "JOB_LEASE_S": ("job_lease_s", *_FLOAT),
+    "JOB_PENDING_REDISPATCH_S": ("job_pending_redispatch_s", *_FLOAT),
+    "MAX_DELIVERIES": ("max_deliveries", *_INT),
+    "SHUTDOWN_GRACE_S": ("shutdown_grace_s", *_FLOAT),
+    "AUTH_DISABLED": ("auth_disabled", *_BOOL),
+    "RATE_LIMIT_SUBMIT_PER_MIN": ("rate_limit_submit_per_min", *_INT),
+    "RATE_LIMIT_READ_PER_MIN": ("rate_limit_read_per_min", *_INT),
+    "MAX_INFLIGHT_PER_OWNER": ("max_inflight_per_owner", *_INT),
+    "JOB_RETENTION_DAYS": ("job_retention_days", *_INT),
+    "WEBHOOK_SIGNING_SECRET": ("webhook_signing_secret", str, "a secret"),
+    "CALLBACKS_ALLOW_HTTP": ("callbacks_allow_http", *_BOOL),
+    "LOG_FORMAT": ("log_format", _choice("console", "json"), "console or json"),
+    "LOG_LEVEL": (
+        "log_level",
+        _choice("debug", "info", "warning", "error"),
+        "DEBUG, INFO, WARNING or ERROR",
+    ),
+    "DB_POOL_SIZE": ("db_pool_size", *_INT),
+    "RECOVERY_INTERVAL_S": ("recovery_interval_s", *_FLOAT),
+}
+
+
+def load_settings(env: Mapping[str, str] | None = None) -> Settings:
+    """Read every setting; raise SettingsError naming the first bad variable."""
+    env = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for name, (attr, convert, rule) in _FIELDS.items():
+        raw = _read_env(env, name)
+        if raw is not None:
+            values[attr] = _parse(name, raw, convert, rule)
+    if "llm_provider" not in values:
+        values["llm_provider"] = "openai" if values.get("openai_api_key") else "offline"
+    keyless = not values.get("openai_api_key") and not values.get("openai_base_url")
+    if values["llm_provider"] == "openai" and keyless:
+        raise SettingsError("LLM_PROVIDER: openai needs OPENAI_API_KEY (or an OPENAI_BASE_URL)")
+    if "log_format" not in values:
+        values["log_format"] = "console" if sys.stderr.isatty() else "json"
+    if "log_level" in values:
+        values["log_level"] = str(values["log_level"]).upper()
+    return Settings(**values)  # type: ignore[arg-type]

@@ -1,0 +1,131 @@
+"""RecoverStuckJobs: jobs whose worker died or whose message was lost get a worker again."""
+
+from __future__ import annotations
+
+from uuid import UUID
+
+import pytest
+from builders import a_job, seed, stored
+from fakes import FakeClock, FakeUnitOfWorkFactory, RecordingDispatcher
+
+from application.use_cases.recover_stuck_jobs import RecoverStuckJobs, RecoverySettings
+from application.use_cases.relay_outbox import RelayOutbox
+from domain import JobStatus
+
+EXPIRED, IDLE, FRESH_PENDING, LIVE, DONE = (UUID(int=n) for n in range(1, 6))
+
+
+@pytest.fixture
+def recover(uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock) -> RecoverStuckJobs:
+    return RecoverStuckJobs(uow, relay, clock, RecoverySettings(pending_redispatch_s=120))
+
+
+@pytest.fixture
+def jobs(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> None:
+    """At t0: a processing job (lease 60 s) and an idle pending job; at t0+100 s a
+    fresh pending job and a processing job with a live lease; a finished one."""
+    t0 = clock.now()
+    seed(
+        uow,
+        a_job(JobStatus.PROCESSING, event_id=EXPIRED, now=t0, summary="kept"),
+        a_job(event_id=IDLE, now=t0),
+        a_job(JobStatus.FAILED, event_id=DONE, now=t0),
+    )
+    clock.advance(100)
+    seed(
+        uow,
+        a_job(event_id=FRESH_PENDING, now=clock.now()),
+        a_job(JobStatus.PROCESSING, event_id=LIVE, now=clock.now()),
+    )
+    clock.advance(25)  # t0+125: EXPIRED's lease ran out 65 s ago; IDLE idle for 125 s
+
+
+@pytest.mark.usefixtures("jobs")
+async def test_expired_and_idle_jobs_are_dispatched_again_and_fresh_ones_left(
+    recover: RecoverStuckJobs,
+    uow: FakeUnitOfWorkFactory,
+    dispatcher: RecordingDispatcher,
+    clock: FakeClock,
+) -> None:
+    untouched = {e: stored(uow, e).copy() for e in (FRESH_PENDING, LIVE, DONE)}
+
+    recovered = await recover.execute()
+
+    assert recovered == 2
+    expired = stored(uow, EXPIRED)
+    assert expired.status is JobStatus.PENDING
+    assert (expired.step, expired.lease_expires_at) == (None, None)
+    assert expired.summary == "kept"
+    idle = stored(uow, IDLE)
+    assert idle.status is JobStatus.PENDING
+    assert idle.updated_at == clock.now()
+    assert sorted(dispatcher.dispatched) == [EXPIRED, IDLE]
+    assert sorted(uow.store.outbox) == [(EXPIRED, True), (IDLE, True)]
+    for event_id, before in untouched.items():
+        assert stored(uow, event_id) == before
+
+
+@pytest.mark.usefixtures("jobs")
+async def test_a_second_run_right_after_finds_nothing(
+    recover: RecoverStuckJobs, dispatcher: RecordingDispatcher
+) -> None:
+    await recover.execute()
+    assert await recover.execute() == 0
+    assert len(dispatcher.dispatched) == 2
+
+
+@pytest.mark.usefixtures("jobs")
+async def test_a_broken_dispatcher_leaves_the_rows_for_later(
+    recover: RecoverStuckJobs, uow: FakeUnitOfWorkFactory, dispatcher: RecordingDispatcher
+) -> None:
+    dispatcher.broken = True
+
+    with pytest.raises(OSError, match="broker down"):
+        await recover.execute()
+
+    assert stored(uow, EXPIRED).status is JobStatus.PENDING  # the requeue is committed
+    assert sorted(uow.store.outbox) == [(EXPIRED, False), (IDLE, False)]
+
+
+async def test_nothing_stuck_nothing_done(
+    recover: RecoverStuckJobs,
+    uow: FakeUnitOfWorkFactory,
+    dispatcher: RecordingDispatcher,
+    clock: FakeClock,
+) -> None:
+    seed(uow, a_job(event_id=IDLE, now=clock.now()))
+    clock.advance(119)
+    assert await recover.execute() == 0
+    assert dispatcher.dispatched == []
+    assert uow.store.outbox == []
+
+
+@pytest.mark.usefixtures("jobs")
+async def test_resume_all_requeues_every_unfinished_job(
+    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock
+) -> None:
+    recover = RecoverStuckJobs(uow, relay, clock, RecoverySettings(batch=2))
+    clock.advance(1)
+
+    resumed = await recover.resume_all()
+
+    unfinished = [EXPIRED, IDLE, FRESH_PENDING, LIVE]
+    assert resumed == 4
+    for event_id in unfinished:
+        job = stored(uow, event_id)
+        assert job.status is JobStatus.PENDING, event_id
+        assert (job.step, job.lease_expires_at) == (None, None)
+        assert job.updated_at == clock.now()
+    assert stored(uow, DONE).status is JobStatus.FAILED
+    # One outbox row each, whatever the batching; the relay publishes them.
+    assert sorted(e for e, _ in uow.store.outbox) == sorted(unfinished)
+
+
+async def test_resume_all_with_nothing_to_do(
+    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock
+) -> None:
+    seed(uow, a_job(JobStatus.COMPLETED, event_id=DONE, now=clock.now()))
+    clock.advance(1)
+    recover = RecoverStuckJobs(uow, relay, clock)
+    assert await recover.resume_all() == 0
+    assert uow.store.outbox == []
