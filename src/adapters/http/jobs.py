@@ -43,6 +43,7 @@ def _problem(description: str) -> ResponseSpec:
 
 
 AUTH_ERRORS = {
+    400: _problem("The request could not be parsed."),
     401: _problem("Missing or wrong API key (with `WWW-Authenticate: Bearer`)."),
     503: _problem("The database is unavailable."),
 }
@@ -118,7 +119,7 @@ class JobController(Controller):
         command = SubmitJobCommand(
             owner=owner,
             input_text=data.input_text,
-            metadata=dict(data.metadata or {}),
+            metadata=dict(data.metadata),
             callback_url=data.callback_url,
             idempotency_key=idempotency_key,
             request_fingerprint=_fingerprint(data) if idempotency_key else None,

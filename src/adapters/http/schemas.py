@@ -33,7 +33,16 @@ MetadataValue = Annotated[str, msgspec.Meta(max_length=512)]
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue],
     msgspec.Meta(
-        max_length=16, description="Up to 16 string keys (≤ 64 chars) and values (≤ 512)."
+        max_length=16,
+        # Litestar's schema generator drops dict constraints; state them here.
+        extra_json_schema={
+            "description": "Up to 16 string keys (1-64 chars) with string values (≤ 512 chars).",
+            "extra": {
+                "maxProperties": 16,
+                "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64},
+                "additionalProperties": {"type": "string", "maxLength": 512},
+            },
+        },
     ),
 ]
 CallbackUrl = Annotated[
@@ -58,7 +67,7 @@ ErrorCodeName = Literal[
 
 class SubmitJobRequest(msgspec.Struct, forbid_unknown_fields=True):
     input_text: InputText
-    metadata: Metadata | None = None
+    metadata: Metadata = msgspec.field(default_factory=dict)
     callback_url: CallbackUrl | None = None
 
 

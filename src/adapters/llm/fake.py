@@ -48,7 +48,7 @@ class FakeLLM:
         self._failures[Step(step)].extend([exc] * times)
 
     def hold(self, step: Step | str) -> None:
-        self._gates[Step(step)] = asyncio.Event()
+        self._gates.setdefault(Step(step), asyncio.Event())
 
     def release(self, step: Step | str) -> None:
         gate = self._gates.pop(Step(step), None)

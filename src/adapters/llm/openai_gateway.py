@@ -327,7 +327,7 @@ def _data_block(tag: str, text: str) -> str:
 
 def translate_error(exc: openai.OpenAIError) -> LLMError:
     """The application's error for an `openai` exception."""
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, openai.APITimeoutError) and not _refused(exc):
         return TransientLLMError(ErrorCode.LLM_TIMEOUT, "the LLM call timed out")
     if isinstance(exc, openai.APIConnectionError):
         return TransientLLMError(ErrorCode.LLM_UNAVAILABLE, "could not reach the LLM provider")
@@ -336,6 +336,22 @@ def translate_error(exc: openai.OpenAIError) -> LLMError:
     return TransientLLMError(
         ErrorCode.LLM_UNAVAILABLE, f"the LLM call failed: {type(exc).__name__}"
     )
+
+
+def _refused(exc: BaseException) -> bool:
+    """Whether a "timeout" was really a failed connect (refused, unknown host).
+
+    The aiohttp transport reports every connect failure as a connect *timeout*; the
+    socket error underneath tells the two apart.
+    """
+    seen: set[int] = set()
+    cause: BaseException | None = exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OSError) and not isinstance(cause, TimeoutError):
+            return True
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return False
 
 
 def _status_error(exc: openai.APIStatusError) -> LLMError:

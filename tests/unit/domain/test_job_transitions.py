@@ -373,6 +373,20 @@ class JobMachine(RuleBasedStateMachine):
             assert self.job.checklist == checklist
             assert self.job.finished_at == now
 
+    @rule(blank=st.sampled_from(["", " ", "\n\t"]), empty=st.just(()))
+    def record_bad_output(self, blank: str, empty: tuple[str, ...]) -> None:
+        """Blank outputs are refused before anything changes, whatever the status."""
+        now = self._tick()
+        before = self.job.copy()
+        expected = ValueError if self.job.status is R else IllegalTransition
+        with pytest.raises(expected):
+            self.job.record_summary(blank, Usage(1, 1, 2), now)
+        assert self.job == before
+        if self.job.summary is not None or self.job.status is not R:
+            with pytest.raises(expected):
+                self.job.record_checklist(empty, Usage(1, 1, 2), now)
+            assert self.job == before
+
     @rule(error=errors)
     def fail(self, error: JobError) -> None:
         now = self._tick()

@@ -1,0 +1,85 @@
+"""Settings: defaults, parsing, the <NAME>_FILE secrets, and errors that name the variable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from entrypoints.settings import Settings, SettingsError, load_settings
+
+
+def test_defaults_are_the_embedded_mode() -> None:
+    settings = load_settings({"LOG_FORMAT": "json"})
+    assert settings == Settings(log_format="json")
+    assert settings.embedded
+    assert settings.is_sqlite
+    assert settings.llm_provider == "offline"
+
+
+def test_an_openai_key_selects_the_openai_provider() -> None:
+    assert load_settings({"OPENAI_API_KEY": "sk-test"}).llm_provider == "openai"
+    forced = load_settings({"OPENAI_API_KEY": "sk-test", "LLM_PROVIDER": "offline"})
+    assert forced.llm_provider == "offline"
+
+
+def test_values_are_parsed() -> None:
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u:p@db/x",
+            "CELERY_BROKER_URL": "redis://:pw@redis:6379/0",
+            "LLM_TIMEOUT_S": "2.5",
+            "WORKER_CONCURRENCY": "50",
+            "AUTH_DISABLED": "TRUE",
+            "JOB_RETENTION_DAYS": "30",
+            "LOG_LEVEL": "debug",
+            "RATE_LIMIT_SUBMIT_PER_MIN": "",
+        }
+    )
+    assert not settings.embedded
+    assert not settings.is_sqlite
+    assert settings.llm_timeout_s == 2.5
+    assert settings.worker_concurrency == 50
+    assert settings.auth_disabled is True
+    assert settings.job_retention_days == 30
+    assert settings.log_level == "DEBUG"
+    assert settings.rate_limit_submit_per_min is None
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "mysql://x"),
+        ("LLM_TIMEOUT_S", "soon"),
+        ("LLM_MAX_ATTEMPTS", "0"),
+        ("WORKER_CONCURRENCY", "-3"),
+        ("AUTH_DISABLED", "maybe"),
+        ("LLM_PROVIDER", "anthropic"),
+        ("LOG_FORMAT", "xml"),
+    ],
+)
+def test_a_bad_value_names_its_variable(name: str, value: str) -> None:
+    with pytest.raises(SettingsError, match=f"^{name}"):
+        load_settings({name: value})
+
+
+def test_openai_without_a_key_or_server_is_refused() -> None:
+    with pytest.raises(SettingsError, match="LLM_PROVIDER"):
+        load_settings({"LLM_PROVIDER": "openai"})
+
+
+def test_a_secret_can_come_from_a_file(tmp_path: Path) -> None:
+    secret = tmp_path / "db_url"
+    secret.write_text("postgresql://u:secret@db/x\n")
+    settings = load_settings({"DATABASE_URL_FILE": str(secret)})
+    assert settings.database_url == "postgresql://u:secret@db/x"
+
+
+def test_an_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(SettingsError, match="^OPENAI_API_KEY_FILE"):
+        load_settings({"OPENAI_API_KEY_FILE": str(tmp_path / "missing")})
+
+
+def test_secrets_do_not_show_in_repr() -> None:
+    settings = load_settings({"OPENAI_API_KEY": "sk-very-secret"})
+    assert "sk-very-secret" not in repr(settings)
