@@ -21,6 +21,10 @@ class IdempotencyMismatch(ApplicationError):
     """The same Idempotency-Key was used with a different request body."""
 
 
+class TooManyJobsInFlight(ApplicationError):
+    """The owner already has as many unfinished jobs as allowed (HTTP 429)."""
+
+
 class ConcurrencyConflict(ApplicationError):
     """The job changed since it was read (optimistic concurrency, version column)."""
 

@@ -48,6 +48,12 @@ class JobRepository(Protocol):
 
     async def delete(self, event_id: UUID) -> bool: ...
 
+    async def count_unfinished(self, owner: str) -> int:
+        """How many of the owner's jobs are pending or processing."""
+
+    async def delete_created_before(self, cutoff: datetime, limit: int) -> int:
+        """Erase up to `limit` jobs created before `cutoff`; return how many."""
+
     async def find_unfinished(
         self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
     ) -> list[Job]:
@@ -170,3 +176,17 @@ class NoMetrics:
 
     def llm_call(self, outcome: str, usage: Usage | None) -> None:
         return None
+
+
+@dataclass(frozen=True, slots=True)
+class RateDecision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_s: float  # seconds until the window resets
+
+
+class RateLimiter(Protocol):
+    """Counts hits per key in fixed windows."""
+
+    async def hit(self, key: str, limit: int, window_s: int) -> RateDecision: ...

@@ -15,14 +15,16 @@ from litestar import Litestar
 from litestar.di import Provide
 
 from adapters.http.app import create_http_app
+from adapters.http.limits import RateLimits
 from adapters.persistence.engine import masked_url
 from adapters.persistence.health import database_ready
 from adapters.persistence.migrate import upgrade
-from entrypoints.container import Container, build_container
+from entrypoints.container import Container, build_container, close_resources
 from entrypoints.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
 
+PURGE_INTERVAL_S = 3600.0
 USE_CASES = ("submit_job", "get_job", "list_jobs", "cancel_job", "retry_job", "delete_job")
 
 
@@ -57,28 +59,22 @@ def _lifespan(
             database=masked_url(settings.database_url),
             llm_provider=settings.llm_provider,
         )
-        chores: list[asyncio.Task[None]] = []
         dispatcher = container.dispatcher()
+        periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = [
+            (settings.recovery_interval_s, container.relay_outbox().execute, "relay"),
+        ]
         if settings.embedded:
+            # With a broker, the Celery workers run recovery and purging.
             dispatcher.start()
             resumed = await container.recover_stuck_jobs().resume_all()
             await container.relay_outbox().execute(limit=100_000)
             if resumed:
                 log.info("unfinished jobs resumed", jobs=resumed)
-            chores.append(
-                asyncio.create_task(
-                    _every(
-                        settings.recovery_interval_s,
-                        container.recover_stuck_jobs().execute,
-                        "recover",
-                    )
-                )
-            )
-        chores.append(
-            asyncio.create_task(
-                _every(settings.recovery_interval_s, container.relay_outbox().execute, "relay")
-            )
-        )
+            periodic += [
+                (settings.recovery_interval_s, container.recover_stuck_jobs().execute, "recover"),
+                (PURGE_INTERVAL_S, container.purge_expired_jobs().execute, "purge"),
+            ]
+        chores = [asyncio.create_task(_every(*chore)) for chore in periodic]
         try:
             yield
         finally:
@@ -86,7 +82,7 @@ def _lifespan(
                 task.cancel()
             if settings.embedded:
                 await dispatcher.stop(settings.shutdown_grace_s)
-            await container.engine().dispose()
+            await close_resources(container)
             log.info("service stopped")
 
     return lifespan
@@ -109,6 +105,11 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     app = create_http_app(
         dependencies={name: _provide(getattr(container, name)) for name in USE_CASES},
         authenticate=authenticate,
+        rate_limits=RateLimits(
+            container.rate_limiter(),
+            settings.rate_limit_submit_per_min,
+            settings.rate_limit_read_per_min,
+        ),
         readiness_checks=checks,
         metrics_exposition=metrics.exposition,
         lifespan=[_lifespan(container, settings)],

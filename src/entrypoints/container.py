@@ -19,6 +19,8 @@ from adapters.persistence.api_keys import SqlApiKeyStore
 from adapters.persistence.engine import make_engine
 from adapters.persistence.unit_of_work import sql_unit_of_work_factory
 from adapters.queue.inprocess import InProcessDispatcher
+from adapters.ratelimit.memory import MemoryRateLimiter
+from adapters.ratelimit.redis import RedisRateLimiter
 from application.use_cases.api_keys import (
     AuthenticateApiKey,
     CreateApiKey,
@@ -30,6 +32,7 @@ from application.use_cases.delete_job import DeleteJob
 from application.use_cases.get_job import GetJob
 from application.use_cases.list_jobs import ListJobs
 from application.use_cases.process_job import ProcessJob, ProcessSettings
+from application.use_cases.purge_expired_jobs import PurgeExpiredJobs
 from application.use_cases.recover_stuck_jobs import RecoverStuckJobs, RecoverySettings
 from application.use_cases.relay_outbox import RelayOutbox
 from application.use_cases.retry_job import RetryJob
@@ -126,7 +129,23 @@ class Container(containers.DeclarativeContainer):
         ),
     )
 
-    submit_job = providers.Singleton(SubmitJob, uow_factory, relay_outbox, clock, ids)
+    submit_job = providers.Singleton(
+        SubmitJob,
+        uow_factory,
+        relay_outbox,
+        clock,
+        ids,
+        max_inflight_per_owner=settings.provided.max_inflight_per_owner,
+    )
+    purge_expired_jobs = providers.Singleton(
+        PurgeExpiredJobs, uow_factory, clock, settings.provided.job_retention_days
+    )
+    # Shared by every API process through Redis where there is one; else per process.
+    rate_limiter = providers.Selector(
+        providers.Callable(lambda s: "memory" if s.embedded else "redis", settings),
+        memory=providers.Singleton(MemoryRateLimiter),
+        redis=providers.Singleton(RedisRateLimiter, settings.provided.celery_broker_url),
+    )
     get_job = providers.Singleton(GetJob, uow_factory)
     list_jobs = providers.Singleton(ListJobs, uow_factory)
     cancel_job = providers.Singleton(CancelJob, uow_factory, clock, metrics)
@@ -141,3 +160,12 @@ class Container(containers.DeclarativeContainer):
 
 def build_container(settings: Settings) -> Container:
     return Container(settings=settings)
+
+
+async def close_resources(container: Container) -> None:
+    """Close what the container opened: the LLM client's pool, the database pool."""
+    llm = container.llm()
+    aclose = getattr(llm, "aclose", None)
+    if aclose is not None:
+        await aclose()
+    await container.engine().dispose()

@@ -97,6 +97,18 @@ class InMemoryJobRepository:
         self._deleted.add(event_id)
         return self._staged.pop(event_id, None) is not None
 
+    async def count_unfinished(self, owner: str) -> int:
+        unfinished = {JobStatus.PENDING, JobStatus.PROCESSING}
+        return sum(1 for j in self._staged.values() if j.owner == owner and j.status in unfinished)
+
+    async def delete_created_before(self, cutoff: datetime, limit: int) -> int:
+        doomed = sorted(
+            (j for j in self._staged.values() if j.created_at < cutoff), key=lambda j: j.created_at
+        )[:limit]
+        for job in doomed:
+            await self.delete(job.event_id)
+        return len(doomed)
+
     async def find_unfinished(
         self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
     ) -> list[Job]:

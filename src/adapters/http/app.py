@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import Any
 
 import structlog
-from litestar import Litestar, Request, get
+from litestar import Litestar, Request, Router, get
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.enums import ScopeType
@@ -18,10 +18,11 @@ from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
-from adapters.http.auth import Authenticator, owner_provider
+from adapters.http.auth import Authenticator, auth_guard, owner_provider
 from adapters.http.docs import docs_router
 from adapters.http.health import MetricsExposition, ReadinessCheck, live, metrics, ready
 from adapters.http.jobs import JobController
+from adapters.http.limits import RateLimits
 from adapters.http.problems import EXCEPTION_HANDLERS
 from adapters.http.schemas import MAX_BODY_BYTES
 
@@ -89,6 +90,7 @@ def create_http_app(
     *,
     dependencies: Mapping[str, Provide],
     authenticate: Authenticator | None,
+    rate_limits: RateLimits | None = None,
     readiness_checks: Mapping[str, ReadinessCheck],
     metrics_exposition: MetricsExposition,
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
@@ -98,7 +100,9 @@ def create_http_app(
     """Build the HTTP app. `dependencies` maps handler parameter names to use-case providers."""
     return Litestar(
         route_handlers=[
-            JobController,
+            Router(
+                "/", route_handlers=[JobController], guards=[auth_guard(authenticate, rate_limits)]
+            ),
             live,
             ready,
             metrics,

@@ -16,6 +16,7 @@ from application.errors import (
     JobConflict,
     JobNotFound,
     StorageUnavailable,
+    TooManyJobsInFlight,
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -45,6 +46,15 @@ def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[A
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         # A body that parsed but broke a rule: 422 (Litestar says 400).
         return problem(422, "The request breaks a rule.", errors=exc.extra, headers=headers)
+    if exc.status_code == 400 and "surrogate" in str(exc.detail):
+        # Valid JSON syntax (a lone `\\ud800` escape) that msgspec refuses to decode: the
+        # text breaks the "valid Unicode" rule, so 422 like any other broken rule.
+        return problem(
+            422,
+            "The request breaks a rule.",
+            errors=[{"message": "The body contains invalid Unicode (a lone surrogate)."}],
+            headers=headers,
+        )
     if exc.status_code == 400:
         return problem(400, f"The request could not be parsed: {exc.detail}", headers=headers)
     detail = (
@@ -74,11 +84,27 @@ def _unprocessable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(422, str(exc))
 
 
+def _too_many(_: Request[Any, Any, Any], exc: TooManyJobsInFlight) -> Response[Any]:
+    return problem(429, str(exc), headers={"Retry-After": "30"})
+
+
 def _unavailable(_: Request[Any, Any, Any], exc: StorageUnavailable) -> Response[Any]:
     log.warning("database unavailable")
     return problem(
         503, "The database is unavailable; try again shortly.", headers={"Retry-After": "5"}
     )
+
+
+def _too_deep(request: Request[Any, Any, Any], exc: RecursionError) -> Response[Any]:
+    # msgspec gives up on JSON nested too deeply with a RecursionError, not a DecodeError.
+    if "deserializing" in str(exc):
+        return problem(400, "The request could not be parsed: JSON is nested too deeply.")
+    return _unexpected(request, exc)
+
+
+def _not_utf8(_: Request[Any, Any, Any], exc: UnicodeDecodeError) -> Response[Any]:
+    # msgspec raises UnicodeDecodeError, not a DecodeError, for a string that is not UTF-8.
+    return problem(400, "The request could not be parsed: the body is not valid UTF-8.")
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -93,5 +119,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     IdempotencyMismatch: _unprocessable,
     InvalidCursor: _unprocessable,
     StorageUnavailable: _unavailable,
+    TooManyJobsInFlight: _too_many,
+    RecursionError: _too_deep,
+    UnicodeDecodeError: _not_utf8,
     Exception: _unexpected,
 }

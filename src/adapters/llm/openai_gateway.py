@@ -113,6 +113,10 @@ class OpenAIGateway:
         self._checklist_tries = max(1, max_checklist_tries)
         self._summary_tries = max(1, max_summary_tries)
 
+    async def aclose(self) -> None:
+        """Close the HTTP connection pool (on the loop that used it)."""
+        await self._client.close()
+
     async def summarize(self, text: str) -> Summary:
         messages: list[ChatCompletionMessageParam] = [
             {"role": "system", "content": SUMMARY_INSTRUCTIONS},

@@ -203,6 +203,27 @@ class SqlJobRepository:
         return result.rowcount > 0
 
     @translate_errors
+    async def count_unfinished(self, owner: str) -> int:
+        query = select(func.count()).where(
+            jobs.c.owner == owner,
+            jobs.c.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
+        )
+        return int((await self._conn.execute(query)).scalar_one())
+
+    @translate_errors
+    async def delete_created_before(self, cutoff: datetime, limit: int) -> int:
+        doomed = (
+            select(jobs.c.event_id)
+            .where(jobs.c.created_at < cutoff)
+            .order_by(jobs.c.created_at)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        await self._conn.execute(delete(outbox).where(outbox.c.event_id.in_(doomed)))
+        result = await self._conn.execute(delete(jobs).where(jobs.c.event_id.in_(doomed)))
+        return int(result.rowcount)
+
+    @translate_errors
     async def find_unfinished(
         self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
     ) -> list[Job]:

@@ -14,6 +14,8 @@ from application.errors import InvalidCursor
 from application.ports import PageAfter, UnitOfWorkFactory
 from domain import Job, JobStatus
 
+MAX_LIMIT = 100
+
 
 @dataclass(frozen=True, slots=True)
 class ListJobsQuery:
@@ -54,6 +56,8 @@ class ListJobs:
         self._uow_factory = uow_factory
 
     async def execute(self, query: ListJobsQuery) -> JobPage:
+        if not 1 <= query.limit <= MAX_LIMIT:
+            raise ValueError(f"limit must be 1 to {MAX_LIMIT}")
         after = decode_cursor(query.cursor) if query.cursor else None
         async with self._uow_factory() as uow:
             jobs = await uow.jobs.list_page(query.owner, query.statuses, query.limit + 1, after)

@@ -123,11 +123,16 @@ class ProcessJob:
                 job,
                 lambda j: j.record_checklist(checklist.items, checklist.usage, self._clock.now()),
             )
-        except LLMError as exc:
-            error = JobError(exc.code, exc.message)
+        except (LLMError, ValueError) as exc:
+            # ValueError: the entity refused the output (blank summary, empty checklist).
+            error = (
+                JobError(exc.code, exc.message)
+                if isinstance(exc, LLMError)
+                else JobError(ErrorCode.LLM_BAD_OUTPUT, "The LLM returned an empty output.")
+            )
             await self._update(job, lambda j: j.fail(error, self._clock.now()))
             self._metrics.job_reached(JobStatus.FAILED)
-            log.info("job failed", extra={"event_id": str(job.event_id), "error_code": exc.code})
+            log.info("job failed", extra={"event_id": str(job.event_id), "error_code": error.code})
             return Outcome.FAILED
         self._metrics.job_reached(JobStatus.COMPLETED)
         return Outcome.COMPLETED

@@ -6,7 +6,6 @@ import logging
 from collections.abc import Sequence
 from uuid import UUID
 
-from application.errors import ApplicationError
 from application.ports import Clock, JobDispatcher, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ class RelayOutbox:
             async with self._uow_factory() as uow:
                 await uow.outbox.mark_sent(event_ids, self._clock.now())
                 await uow.commit()
-        except (ApplicationError, OSError, TimeoutError) as exc:
+        except Exception as exc:  # the job is committed: never fail the request now
             log.warning(
                 "dispatch deferred to the outbox relay",
                 extra={"error": type(exc).__name__, "jobs": len(event_ids)},

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from application.errors import DuplicateIdempotencyKey, IdempotencyMismatch
-from application.ports import Clock, IdFactory, UnitOfWorkFactory
+from application.errors import DuplicateIdempotencyKey, IdempotencyMismatch, TooManyJobsInFlight
+from application.ports import Clock, IdFactory, JobRepository, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
 from domain import Job
 
@@ -35,7 +35,10 @@ class SubmitJob:
       dispatch is left to the periodic outbox relay;
     - the same owner + Idempotency-Key with the same body returns the existing
       job (created=False); with another body, IdempotencyMismatch. A racing
-      duplicate loses on the database's unique constraint and gets the winner.
+      duplicate loses on the database's unique constraint and gets the winner;
+    - with `max_inflight_per_owner`, an owner with that many pending or
+      processing jobs gets TooManyJobsInFlight (checked in the same transaction;
+      two racing submits may overshoot by one each).
     """
 
     def __init__(
@@ -44,8 +47,10 @@ class SubmitJob:
         relay: RelayOutbox,
         clock: Clock,
         ids: IdFactory,
+        max_inflight_per_owner: int | None = None,
     ) -> None:
         self._uow_factory = uow_factory
+        self._max_inflight = max_inflight_per_owner
         self._relay = relay
         self._clock = clock
         self._ids = ids
@@ -68,6 +73,7 @@ class SubmitJob:
         )
         try:
             async with self._uow_factory() as uow:
+                await self._check_inflight(uow.jobs, command.owner)
                 await uow.jobs.add(job)
                 await uow.outbox.add(job.event_id, now)
                 await uow.commit()
@@ -78,6 +84,15 @@ class SubmitJob:
             return SubmitJobResult(existing, created=False)
         await self._relay.publish_now([job.event_id])
         return SubmitJobResult(job, created=True)
+
+    async def _check_inflight(self, jobs: JobRepository, owner: str) -> None:
+        if self._max_inflight is None:
+            return
+        if await jobs.count_unfinished(owner) >= self._max_inflight:
+            raise TooManyJobsInFlight(
+                f"This key already has {self._max_inflight} unfinished jobs; "
+                "wait for some to finish, or cancel them."
+            )
 
     async def _existing(self, command: SubmitJobCommand) -> Job | None:
         assert command.idempotency_key is not None

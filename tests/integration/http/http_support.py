@@ -60,7 +60,10 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     for name in ("type", "title", "status", "detail"):
         assert name in body, (name, body)
     assert body["status"] == status
-    assert isinstance(body["title"], str) and body["title"]
-    assert isinstance(body["detail"], str) and body["detail"]
-    assert isinstance(body["type"], str) and body["type"]
+    assert isinstance(body["title"], str)
+    assert body["title"]
+    assert isinstance(body["detail"], str)
+    assert body["detail"]
+    assert isinstance(body["type"], str)
+    assert body["type"]
     return body

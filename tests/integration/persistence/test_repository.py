@@ -338,6 +338,42 @@ async def test_delete_erases_the_job_and_its_outbox_rows(uow: UnitOfWorkFactory)
         assert await tx.jobs.delete(job.event_id) is False
 
 
+async def test_count_unfinished_counts_the_owners_pending_and_processing_jobs(
+    uow: UnitOfWorkFactory,
+) -> None:
+    pending, processing, done, bobs = new_job(), new_job(), new_job(), new_job("bob")
+    processing.start(T0, LEASE)
+    done.cancel(T0)
+    await add_jobs(uow, pending, processing, done, bobs)
+
+    async with uow() as tx:
+        assert await tx.jobs.count_unfinished("alice") == 2
+        assert await tx.jobs.count_unfinished("bob") == 1
+        assert await tx.jobs.count_unfinished("carol") == 0
+
+
+async def test_delete_created_before_erases_old_jobs_in_batches(uow: UnitOfWorkFactory) -> None:
+    old = [new_job(at=T0 - timedelta(days=40 - i)) for i in range(3)]
+    fresh = new_job(at=T0)
+    await add_jobs(uow, *old, fresh)
+    async with uow() as tx:
+        for job in (*old, fresh):
+            await tx.outbox.add(job.event_id, T0)
+        await tx.commit()
+
+    async with uow() as tx:
+        assert await tx.jobs.delete_created_before(T0 - timedelta(days=30), limit=2) == 2
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.jobs.delete_created_before(T0 - timedelta(days=30), limit=2) == 1
+        await tx.commit()
+
+    async with uow() as tx:
+        assert all([await tx.jobs.get(j.event_id) is None for j in old])
+        assert await tx.jobs.get(fresh.event_id) == fresh
+        assert await tx.outbox.take_unsent(10) == [fresh.event_id]
+
+
 # -- outbox -------------------------------------------------------------------------
 
 

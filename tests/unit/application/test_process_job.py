@@ -459,13 +459,28 @@ async def test_a_failed_job_retried_later_completes_from_the_saved_step(
 
 
 @pytest.mark.usefixtures("pending")
-async def test_an_unexpected_error_ends_as_internal_after_max_deliveries(
+async def test_a_blank_summary_fails_the_job_as_bad_output(
     uow: FakeUnitOfWorkFactory, clock: FakeClock, sleeps: Sleeps
 ) -> None:
     broken = FakeLLM(summary="   ")  # the gateway broke its promise: a blank summary
     process = ProcessJob(uow, broken, clock, SETTINGS, sleep=sleeps)
+    assert await process.execute(JOB_ID) is Outcome.FAILED
+    job = stored(uow, JOB_ID)
+    assert job.error is not None
+    assert job.error.code is ErrorCode.LLM_BAD_OUTPUT
+    assert job.summary is None
+    assert len(broken.calls) == 1
+
+
+@pytest.mark.usefixtures("pending")
+async def test_an_unexpected_error_ends_as_internal_after_max_deliveries(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, sleeps: Sleeps
+) -> None:
+    broken = FakeLLM()
+    broken.fail_next(Step.SUMMARIZE, RuntimeError("a bug"), times=SETTINGS.max_deliveries)
+    process = ProcessJob(uow, broken, clock, SETTINGS, sleep=sleeps)
     for delivery in range(1, SETTINGS.max_deliveries + 1):
-        with pytest.raises(ValueError, match="blank"):
+        with pytest.raises(RuntimeError, match="a bug"):
             await process.execute(JOB_ID)
         job = stored(uow, JOB_ID)
         assert (job.status, job.deliveries) == (JobStatus.PROCESSING, delivery)

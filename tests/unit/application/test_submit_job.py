@@ -14,7 +14,7 @@ from fakes import (
     SequentialIds,
 )
 
-from application.errors import DuplicateIdempotencyKey, IdempotencyMismatch
+from application.errors import DuplicateIdempotencyKey, IdempotencyMismatch, TooManyJobsInFlight
 from application.use_cases.relay_outbox import RelayOutbox
 from application.use_cases.submit_job import SubmitJob, SubmitJobCommand
 from domain import Job, JobStatus
@@ -188,3 +188,31 @@ async def test_a_winner_deleted_in_between_is_reported(
         await submit.execute(command(key="k1"))
     assert uow.store.jobs == {}
     assert uow.store.outbox == []
+
+
+# -- the in-flight cap ------------------------------------------------------------
+
+
+async def test_an_owner_at_the_in_flight_cap_is_refused(
+    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
+) -> None:
+    capped = SubmitJob(uow, relay, clock, ids, max_inflight_per_owner=2)
+    for _ in range(2):
+        await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
+
+    with pytest.raises(TooManyJobsInFlight):
+        await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
+    # Another owner is not held back by alice's jobs.
+    await capped.execute(SubmitJobCommand(owner="bob", input_text="Text."))
+    assert len(uow.store.jobs) == 3
+
+
+async def test_finished_jobs_do_not_count_against_the_cap(
+    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
+) -> None:
+    capped = SubmitJob(uow, relay, clock, ids, max_inflight_per_owner=1)
+    first = await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
+    uow.store.jobs[first.job.event_id].cancel(clock.now())
+
+    await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
+    assert len(uow.store.jobs) == 2

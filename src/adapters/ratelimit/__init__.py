@@ -1,0 +1,1 @@
+"""Per-key rate limits: in memory (one process) or in Redis (shared by every API process)."""

@@ -1,0 +1,33 @@
+"""The in-memory fixed-window rate limiter."""
+
+from __future__ import annotations
+
+from adapters.ratelimit.memory import MemoryRateLimiter
+
+
+class Ticker:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_hits_past_the_limit_are_refused_until_the_window_turns() -> None:
+    ticker = Ticker()
+    limiter = MemoryRateLimiter(clock=ticker)
+    decisions = [await limiter.hit("k", 3, 60) for _ in range(4)]
+
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert [d.remaining for d in decisions] == [2, 1, 0, 0]
+    assert 0 < decisions[-1].reset_s <= 60
+
+    ticker.now += decisions[-1].reset_s
+    assert (await limiter.hit("k", 3, 60)).allowed
+
+
+async def test_keys_are_counted_apart() -> None:
+    limiter = MemoryRateLimiter(clock=Ticker())
+    assert (await limiter.hit("a", 1, 60)).allowed
+    assert not (await limiter.hit("a", 1, 60)).allowed
+    assert (await limiter.hit("b", 1, 60)).allowed
