@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import logging
 import os
 import random
+import socket
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Coroutine
@@ -252,6 +254,10 @@ class WorkerRuntime:
         dispatcher = self.container.dispatcher()
         if isinstance(dispatcher, CeleryDispatcher):
             dispatcher.close()
+        llm_close = getattr(self.container.llm(), "aclose", None)
+        if llm_close is not None:  # the OpenAI gateway's HTTP connections
+            with contextlib.suppress(Exception):
+                await llm_close()
         await self.container.engine().dispose()
         log.info("worker stopped")
 
@@ -314,6 +320,10 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> int:
     from adapters.observability.logging import configure_logging
 
     configure_logging(settings.log_format, settings.log_level)
+    # A line per message received / finished adds CPU and noise, not facts: the use
+    # case logs each job's claim, steps and end. Failures still come through.
+    for chatty in ("celery.worker.strategy", "celery.app.trace"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     if settings.celery_broker_url is None:
         print("guideline-ingest: the worker needs CELERY_BROKER_URL", file=sys.stderr)
         return 2
@@ -331,7 +341,7 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> int:
     signals.worker_shutting_down.connect(on_shutting_down, weak=False)
     signals.worker_ready.connect(on_ready, weak=False)
     worker = app.Worker(
-        hostname=f"guideline-ingest-{os.getpid()}@%h",
+        hostname=f"guideline-ingest-{os.getpid()}@{socket.gethostname()}",
         pool="threads",
         concurrency=slots,
         queues=[str(QueueName.JOBS)],

@@ -11,7 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
+import psycopg
 import pytest
+from psycopg import sql
 from tests.integration.celery.celery_stack import GUIDELINE, PrivateRedis, Stack, StubControl
 
 from entrypoints.celery_app import TaskName, create_celery_app
@@ -223,3 +225,53 @@ def test_malformed_id_messages_are_dropped_not_retried(stack: Stack) -> None:
         assert time.monotonic() < deadline, worker.log()[-2000:]
         time.sleep(0.1)
     assert worker.alive()
+
+
+def test_sigterm_hands_a_long_job_back_after_the_grace_period(
+    make_stack: Callable[..., Stack], stub: StubControl
+) -> None:
+    stack = make_stack(SHUTDOWN_GRACE_S="1")
+    stack.start_api()
+    worker = stack.start_worker()
+    stub.configure(latency_ms=6000)
+    with stack.client() as client:
+        event_id = submit(client).json()["event_id"]
+        wait_job(client, event_id, lambda j: j["status"] == "processing")
+        wait_until_in_flight(stub, 1)
+        stopping = time.monotonic()
+        assert worker.stop(timeout=15) == 0
+        assert time.monotonic() - stopping < 6.0  # the grace period, not the LLM call
+        assert client.get(f"/jobs/{event_id}").json()["status"] == "pending"
+        stub.configure(latency_ms=0)
+        stack.start_worker()
+        job = wait_job(client, event_id, completed, timeout=20)
+    assert job["attempts"] == 2
+
+
+def test_a_task_that_meets_a_database_outage_is_retried_not_lost(
+    make_stack: Callable[..., Stack], pg_admin_url: str
+) -> None:
+    stack = make_stack(JOB_PENDING_REDISPATCH_S="600")  # recovery must not be what saves it
+    stack.start_api()
+    with stack.client() as client:
+        event_id = submit(client).json()["event_id"]  # queued: no worker yet
+    database = stack.database_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS false").format(sql.Identifier(database))
+        )
+        admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (database,),
+        )
+        worker = stack.start_worker()
+        deadline = time.monotonic() + 15
+        while "database unavailable: task will be retried" not in worker.log():
+            assert time.monotonic() < deadline, worker.log()[-3000:]
+            time.sleep(0.1)
+        admin.execute(
+            sql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS true").format(sql.Identifier(database))
+        )
+    with stack.client() as client:
+        job = wait_job(client, event_id, completed, timeout=30)
+    assert job["attempts"] == 1

@@ -76,7 +76,7 @@ def test_a_secret_can_come_from_a_file(tmp_path: Path) -> None:
 
 
 def test_an_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
-    with pytest.raises(SettingsError, match="^OPENAI_API_KEY_FILE"):
+    with pytest.raises(SettingsError, match=r"^OPENAI_API_KEY_FILE"):
         load_settings({"OPENAI_API_KEY_FILE": str(tmp_path / "missing")})
 
 

@@ -1,0 +1,102 @@
+"""No key, password or input text in the logs of a full run (DEBUG level, real processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from tests.support.openai_stub import StubServer
+
+BIN = Path(sys.executable).parent / "guideline-ingest"
+DB_PASSWORD = "Db-Pa55word-7f3a"  # trust auth ignores it; it still travels in DATABASE_URL
+OPENAI_KEY = "sk-test-5e1c0a9d-never-log-me"
+MARKER = "ZEBRA-MARKER-41c7"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def with_password(url: str) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username}:{DB_PASSWORD}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def test_a_full_run_logs_no_secret_and_no_text(
+    pg_url: str, openai_stub: StubServer, tmp_path: Path
+) -> None:
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GUIDELINE"))},
+        "DATABASE_URL": with_password(pg_url),
+        "LLM_PROVIDER": "openai",
+        "OPENAI_API_KEY": OPENAI_KEY,
+        "OPENAI_BASE_URL": openai_stub.url,
+        "LLM_MAX_ATTEMPTS": "2",
+        "LLM_BACKOFF_BASE_S": "0.01",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "DEBUG",
+    }
+    run = lambda *a: subprocess.run(  # noqa: E731, S603
+        [str(BIN), *a], env=env, capture_output=True, text=True, timeout=60, check=True
+    )
+    logs = [run("migrate").stderr]
+    created = run("keys", "create", "alice")
+    logs.append(created.stderr)
+    key = created.stdout.strip().splitlines()[-1]
+
+    port = free_port()
+    log_file = tmp_path / "serve.log"
+    with log_file.open("w") as sink:
+        server = subprocess.Popen(  # noqa: S603
+            [str(BIN), "serve", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            auth = {"Authorization": f"Bearer {key}"}
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                assert time.monotonic() < deadline, log_file.read_text()
+                time.sleep(0.1)
+            text = f"Patients {MARKER} should receive oxygen when saturation is below 92 percent."
+            job = httpx.post(f"{base}/jobs", json={"input_text": text}, headers=auth).json()
+            # A failing job too: the provider rejects it (its message is logged, not our text).
+            openai_stub.configure(script=["ok", "400"])
+            failing = httpx.post(f"{base}/jobs", json={"input_text": text}, headers=auth).json()
+            # Refused requests: a wrong key, a broken rule with the marker in the body.
+            httpx.get(f"{base}/jobs", headers={"Authorization": f"Bearer gi_x_{MARKER}"})
+            httpx.post(f"{base}/jobs", json={"input_text": text, "metadata": {MARKER: 1}}, headers=auth)
+            httpx.post(f"{base}/jobs", content=f"{{{MARKER}", headers=auth)
+            for event_id in (job["event_id"], failing["event_id"]):
+                while httpx.get(f"{base}/jobs/{event_id}", headers=auth).json()["status"] in {
+                    "pending",
+                    "processing",
+                }:
+                    assert time.monotonic() < deadline + 20
+                    time.sleep(0.1)
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+    logs.append(log_file.read_text())
+    captured = "\n".join(logs)
+
+    lines = [line for line in captured.splitlines() if line.strip()]
+    events = [json.loads(line) for line in lines]  # every line is one JSON event
+    assert any(e.get("event_id") == job["event_id"] for e in events), "the run was logged"
+    assert any(e.get("event") == "llm_call" for e in events)
+    for secret in (key, key.split("_")[-1], DB_PASSWORD, OPENAI_KEY, MARKER):
+        assert secret not in captured, f"{secret!r} leaked into the logs"
