@@ -322,7 +322,7 @@ def run_worker(settings: Settings, concurrency: int | None = None) -> int:
     configure_logging(settings.log_format, settings.log_level)
     # A line per message received / finished adds CPU and noise, not facts: the use
     # case logs each job's claim, steps and end. Failures still come through.
-    for chatty in ("celery.worker.strategy", "celery.app.trace"):
+    for chatty in ("celery.worker.strategy", "celery.app.trace", "httpx2"):
         logging.getLogger(chatty).setLevel(logging.WARNING)
     if settings.celery_broker_url is None:
         print("guideline-ingest: the worker needs CELERY_BROKER_URL", file=sys.stderr)

@@ -22,7 +22,7 @@ from adapters.http.auth import Authenticator, auth_guard, owner_provider
 from adapters.http.docs import docs_router
 from adapters.http.health import MetricsExposition, ReadinessCheck, live, metrics, ready
 from adapters.http.jobs import JobController
-from adapters.http.limits import RateLimits
+from adapters.http.limits import EXTRA_HEADERS, RateLimits
 from adapters.http.problems import EXCEPTION_HANDLERS
 from adapters.http.schemas import MAX_BODY_BYTES
 
@@ -66,9 +66,11 @@ def request_context_middleware(observe: RequestObserver | None) -> Callable[[ASG
                 nonlocal status
                 if message["type"] == "http.response.start":
                     status = message["status"]
+                    extra = scope.get("state", {}).get(EXTRA_HEADERS, {})
                     message["headers"] = [
                         *message.get("headers", []),
                         (b"x-request-id", request_id.encode()),
+                        *((k.lower().encode(), v.encode()) for k, v in extra.items()),
                     ]
                 await send(message)
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import hashlib
-from typing import Annotated
+import json
+from typing import Annotated, Any
 from uuid import UUID
 
 import msgspec
-from litestar import Controller, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
-from litestar.exceptions import ValidationException
+from litestar.exceptions import ClientException, HTTPException, ValidationException
+from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
 
@@ -43,6 +46,7 @@ def _problem(description: str) -> ResponseSpec:
 
 
 AUTH_ERRORS = {
+    429: _problem("Too many requests (with `Retry-After`), or too many unfinished jobs."),
     400: _problem("The request could not be parsed."),
     401: _problem("Missing or wrong API key (with `WWW-Authenticate: Bearer`)."),
     503: _problem("The database is unavailable."),
@@ -70,6 +74,28 @@ def _location(view: JobView) -> dict[str, str]:
     return {"Location": f"/jobs/{view.event_id}"}
 
 
+def require_json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
+    """415 unless the body is declared as JSON (checked before the body is read)."""
+    media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not media_type.endswith("+json"):
+        raise HTTPException(status_code=415, detail="Send the body as application/json.")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [key for key, _ in pairs]
+    if len(keys) != len(set(keys)):
+        raise ValueError("a JSON object repeats a key")
+    return dict(pairs)
+
+
+def reject_duplicate_keys(body: bytes) -> None:
+    """msgspec keeps the last of repeated keys; an ambiguous body is refused instead."""
+    try:
+        json.loads(body, object_pairs_hook=_unique_keys)
+    except ValueError as exc:
+        raise ClientException(detail=str(exc)) from None
+
+
 class JobController(Controller):
     path = "/jobs"
     tags = ["jobs"]
@@ -81,19 +107,22 @@ class JobController(Controller):
         summary="Submit a guideline",
         status_code=202,
         response_headers=LOCATION,
+        guards=[require_json_body],
         responses={
             200: ResponseSpec(
                 JobView,
                 description="Replay of an earlier request with the same Idempotency-Key and body.",
             ),
-            400: _problem("The body is not valid JSON."),
+            400: _problem("The body is not valid JSON (or repeats a key)."),
             413: _problem("The body is larger than 4 MiB."),
+            415: _problem("The body is not sent as application/json."),
             **RULE_BROKEN,
             **AUTH_ERRORS,
         },
     )
     async def submit(
         self,
+        request: Request[Any, Any, Any],
         data: SubmitJobRequest,
         owner: str,
         submit_job: SubmitJob,
@@ -116,6 +145,7 @@ class JobController(Controller):
         job with 200, another body answers 422.
         """
         _check_text(data.input_text)
+        reject_duplicate_keys(await request.body())
         command = SubmitJobCommand(
             owner=owner,
             input_text=data.input_text,

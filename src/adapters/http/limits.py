@@ -50,7 +50,7 @@ async def enforce(
     # The request middleware adds these to whatever response goes out.
     request.scope["state"][EXTRA_HEADERS] = _headers(decision)
     if not decision.allowed:
-        headers = _headers(decision) | {"Retry-After": str(max(1, math.ceil(decision.reset_s)))}
+        headers = {"Retry-After": str(max(1, math.ceil(decision.reset_s)))}
         raise TooManyRequestsException(
             detail=f"Too many {scope} requests for this key: at most {limit} a minute.",
             headers=headers,
