@@ -46,7 +46,7 @@ def test_a_full_run_logs_no_secret_and_no_text(
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "DEBUG",
     }
-    run = lambda *a: subprocess.run(  # noqa: E731, S603
+    run = lambda *a: subprocess.run(  # noqa: E731
         [str(BIN), *a], env=env, capture_output=True, text=True, timeout=60, check=True
     )
     logs = [run("migrate").stderr]
@@ -57,7 +57,7 @@ def test_a_full_run_logs_no_secret_and_no_text(
     port = free_port()
     log_file = tmp_path / "serve.log"
     with log_file.open("w") as sink:
-        server = subprocess.Popen(  # noqa: S603
+        server = subprocess.Popen(
             [str(BIN), "serve", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT
         )
         try:

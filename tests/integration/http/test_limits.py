@@ -1,4 +1,4 @@
-"""Abuse limits through HTTP: per-key rates (429 + Retry-After + RateLimit-*) and the in-flight cap."""
+"""Abuse limits through HTTP: per-key rates (429, Retry-After, RateLimit-*), the in-flight cap."""
 
 from __future__ import annotations
 
