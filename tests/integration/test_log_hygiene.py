@@ -79,8 +79,11 @@ def test_a_full_run_logs_no_secret_and_no_text(
             failing = httpx.post(f"{base}/jobs", json={"input_text": text}, headers=auth).json()
             # Refused requests: a wrong key, a broken rule with the marker in the body.
             httpx.get(f"{base}/jobs", headers={"Authorization": f"Bearer gi_x_{MARKER}"})
-            httpx.post(f"{base}/jobs", json={"input_text": text, "metadata": {MARKER: 1}}, headers=auth)
-            httpx.post(f"{base}/jobs", content=f"{{{MARKER}", headers=auth)
+            httpx.post(
+                f"{base}/jobs", json={"input_text": text, "metadata": {MARKER: 1}}, headers=auth
+            )
+            json_type = auth | {"Content-Type": "application/json"}
+            httpx.post(f"{base}/jobs", content=f"{{{MARKER}", headers=json_type)
             for event_id in (job["event_id"], failing["event_id"]):
                 while httpx.get(f"{base}/jobs/{event_id}", headers=auth).json()["status"] in {
                     "pending",
