@@ -16,6 +16,7 @@ from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.auth import Authenticator, auth_guard, owner_provider
@@ -23,12 +24,14 @@ from adapters.http.docs import docs_router
 from adapters.http.health import MetricsExposition, ReadinessCheck, live, metrics, ready
 from adapters.http.jobs import JobController
 from adapters.http.limits import EXTRA_HEADERS, RateLimits
+from adapters.http.openapi import finalize_openapi
 from adapters.http.problems import EXCEPTION_HANDLERS
 from adapters.http.schemas import MAX_BODY_BYTES
 
 RequestObserver = Callable[[str, str, int, float], None]  # method, route, status, seconds
 
 OPENAPI_PATH = "/openapi.json"
+_OPENAPI_CACHE = "openapi_document"
 _DESCRIPTION = """\
 Turns the text of a clinical guideline into a **summary** and an actionable
 **checklist**. Submit the text, get a job id at once, then poll the job.
@@ -41,11 +44,22 @@ Errors are RFC 9457 problem details.
 
 @get(OPENAPI_PATH, include_in_schema=False, sync_to_thread=False)
 def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return request.app.openapi_schema.to_schema()
+    state = request.app.state
+    if _OPENAPI_CACHE not in state:
+        state[_OPENAPI_CACHE] = finalize_openapi(request.app.openapi_schema.to_schema())
+    document: dict[str, Any] = state[_OPENAPI_CACHE]
+    return document
 
 
-def request_context_middleware(observe: RequestObserver | None) -> Callable[[ASGIApp], ASGIApp]:
-    """Binds a request id (from X-Request-ID or new) to the log context and echoes it back."""
+def request_context_middleware(
+    observe: RequestObserver | None, allowed_methods: Mapping[str, str] | None = None
+) -> Callable[[ASGIApp], ASGIApp]:
+    """Binds a request id (from X-Request-ID or new) to the log context and echoes it back.
+
+    Also corrects `Allow` on Litestar's automatic OPTIONS answers: it lists only the methods
+    of the first handler registered on a path (e.g. `GET, OPTIONS` for /jobs, without
+    POST). `allowed_methods` maps each route's path template to its full list.
+    """
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
@@ -67,8 +81,13 @@ def request_context_middleware(observe: RequestObserver | None) -> Callable[[ASG
                 if message["type"] == "http.response.start":
                     status = message["status"]
                     extra = scope.get("state", {}).get(EXTRA_HEADERS, {})
+                    headers = list(message.get("headers", []))
+                    allow = (allowed_methods or {}).get(scope.get("path_template") or "")
+                    if scope.get("method") == "OPTIONS" and status == 204 and allow:
+                        headers = [(k, v) for k, v in headers if k.lower() != b"allow"]
+                        headers.append((b"allow", allow.encode()))
                     message["headers"] = [
-                        *message.get("headers", []),
+                        *headers,
                         (b"x-request-id", request_id.encode()),
                         *((k.lower().encode(), v.encode()) for k, v in extra.items()),
                     ]
@@ -100,7 +119,8 @@ def create_http_app(
     version: str = "1.0.0",
 ) -> Litestar:
     """Build the HTTP app. `dependencies` maps handler parameter names to use-case providers."""
-    return Litestar(
+    allowed_methods: dict[str, str] = {}
+    app = Litestar(
         route_handlers=[
             Router(
                 "/", route_handlers=[JobController], guards=[auth_guard(authenticate, rate_limits)]
@@ -118,7 +138,7 @@ def create_http_app(
             "metrics_exposition": Provide(lambda: metrics_exposition, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_context_middleware(observe_request)],
+        middleware=[request_context_middleware(observe_request, allowed_methods)],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Guideline Ingest",
@@ -142,3 +162,11 @@ def create_http_app(
         logging_config=None,  # structlog is configured by entrypoints
         debug=False,
     )
+    allowed_methods.update(
+        {
+            route.path_format: ", ".join(sorted(route.methods))
+            for route in app.routes
+            if isinstance(route, HTTPRoute)
+        }
+    )
+    return app

@@ -145,6 +145,7 @@ class JobController(Controller):
         job with 200, another body answers 422.
         """
         _check_text(data.input_text)
+        _check_callback_url(data.callback_url)
         reject_duplicate_keys(await request.body())
         command = SubmitJobCommand(
             owner=owner,
@@ -248,3 +249,18 @@ def _check_text(text: str) -> None:
                 }
             ],
         ) from None
+
+
+def _check_callback_url(url: str | None) -> None:
+    """The pattern's `$` also matches before a final newline in Python, not in JSON Schema."""
+    if url is not None and url.endswith("\n"):
+        raise ValidationException(
+            detail="Validation failed",
+            extra=[
+                {
+                    "message": "The callback URL must not end with a line break.",
+                    "key": "callback_url",
+                    "source": "body",
+                }
+            ],
+        )
