@@ -21,6 +21,10 @@ class IdempotencyMismatch(ApplicationError):
     """The same Idempotency-Key was used with a different request body."""
 
 
+class InsecureCallback(ApplicationError):
+    """An http:// callback URL where the operator allows only https:// (HTTP 422)."""
+
+
 class TooManyJobsInFlight(ApplicationError):
     """The owner already has as many unfinished jobs as allowed (HTTP 429)."""
 

@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         metrics_exposition=metrics.exposition,
         lifespan=[_lifespan(container, settings)],
         observe_request=metrics.http_request,
+        callbacks_allow_http=settings.callbacks_allow_http,
     )
     app.state.container = container
     return app

@@ -136,6 +136,7 @@ class Container(containers.DeclarativeContainer):
         clock,
         ids,
         max_inflight_per_owner=settings.provided.max_inflight_per_owner,
+        callbacks_allow_http=settings.provided.callbacks_allow_http,
     )
     purge_expired_jobs = providers.Singleton(
         PurgeExpiredJobs, uow_factory, clock, settings.provided.job_retention_days

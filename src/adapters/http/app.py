@@ -32,6 +32,7 @@ RequestObserver = Callable[[str, str, int, float], None]  # method, route, statu
 
 OPENAPI_PATH = "/openapi.json"
 _OPENAPI_CACHE = "openapi_document"
+CALLBACKS_ALLOW_HTTP = "callbacks_allow_http"
 _DESCRIPTION = """\
 Turns the text of a clinical guideline into a **summary** and an actionable
 **checklist**. Submit the text, get a job id at once, then poll the job.
@@ -46,7 +47,10 @@ Errors are RFC 9457 problem details.
 def openapi_document(request: Request[Any, Any, Any]) -> dict[str, Any]:
     state = request.app.state
     if _OPENAPI_CACHE not in state:
-        state[_OPENAPI_CACHE] = finalize_openapi(request.app.openapi_schema.to_schema())
+        state[_OPENAPI_CACHE] = finalize_openapi(
+            request.app.openapi_schema.to_schema(),
+            callbacks_allow_http=bool(state.get(CALLBACKS_ALLOW_HTTP)),
+        )
     document: dict[str, Any] = state[_OPENAPI_CACHE]
     return document
 
@@ -117,6 +121,7 @@ def create_http_app(
     lifespan: Sequence[Callable[[Litestar], AbstractAsyncContextManager[None]]] = (),
     observe_request: RequestObserver | None = None,
     version: str = "1.0.0",
+    callbacks_allow_http: bool = False,
 ) -> Litestar:
     """Build the HTTP app. `dependencies` maps handler parameter names to use-case providers."""
     allowed_methods: dict[str, str] = {}
@@ -158,7 +163,7 @@ def create_http_app(
             ),
         ),
         lifespan=list(lifespan),
-        state=State({}),
+        state=State({CALLBACKS_ALLOW_HTTP: callbacks_allow_http}),
         logging_config=None,  # structlog is configured by entrypoints
         debug=False,
     )

@@ -60,7 +60,9 @@ _LOCATION = {
 }
 
 
-def finalize_openapi(document: dict[str, Any]) -> dict[str, Any]:
+def finalize_openapi(
+    document: dict[str, Any], *, callbacks_allow_http: bool = False
+) -> dict[str, Any]:
     """A corrected copy of Litestar's OpenAPI document (see the module docstring)."""
     doc = copy.deepcopy(document)
     _walk_schemas(doc)
@@ -68,6 +70,8 @@ def finalize_openapi(document: dict[str, Any]) -> dict[str, Any]:
     if "SubmitJobRequest" in schemas:
         # msgspec refuses unknown fields (forbid_unknown_fields=True): say so.
         schemas["SubmitJobRequest"]["additionalProperties"] = False
+        if not callbacks_allow_http:
+            _https_only(schemas["SubmitJobRequest"]["properties"]["callback_url"])
     for path, operations in doc.get("paths", {}).items():
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -78,6 +82,13 @@ def finalize_openapi(document: dict[str, Any]) -> dict[str, Any]:
                     parameter["schema"] = _without_null(parameter["schema"])
             _document_responses(path, operation)
     return doc
+
+
+def _https_only(schema: dict[str, Any]) -> None:
+    """This deployment refuses http:// callbacks (CALLBACKS_ALLOW_HTTP unset): say so."""
+    for branch in [schema, *schema.get("oneOf", [])]:
+        if "pattern" in branch:
+            branch["pattern"] = branch["pattern"].replace("^https?://", "^https://", 1)
 
 
 def _document_responses(path: str, operation: dict[str, Any]) -> None:

@@ -12,6 +12,7 @@ from litestar.types import ExceptionHandlersMap
 
 from application.errors import (
     IdempotencyMismatch,
+    InsecureCallback,
     InvalidCursor,
     JobConflict,
     JobNotFound,
@@ -80,6 +81,11 @@ def _conflict(_: Request[Any, Any, Any], exc: JobConflict) -> Response[Any]:
     return problem(409, str(exc))
 
 
+def _insecure_callback(_: Request[Any, Any, Any], exc: InsecureCallback) -> Response[Any]:
+    field = {"message": str(exc), "key": "callback_url", "source": "body"}
+    return problem(422, "The request breaks a rule.", errors=[field])
+
+
 def _unprocessable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(422, str(exc))
 
@@ -117,6 +123,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     JobNotFound: _not_found,
     JobConflict: _conflict,
     IdempotencyMismatch: _unprocessable,
+    InsecureCallback: _insecure_callback,
     InvalidCursor: _unprocessable,
     StorageUnavailable: _unavailable,
     TooManyJobsInFlight: _too_many,

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from application.errors import DuplicateIdempotencyKey, IdempotencyMismatch, TooManyJobsInFlight
+from application.errors import (
+    DuplicateIdempotencyKey,
+    IdempotencyMismatch,
+    InsecureCallback,
+    TooManyJobsInFlight,
+)
 from application.ports import Clock, IdFactory, JobRepository, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
 from domain import Job
@@ -36,6 +41,7 @@ class SubmitJob:
     - the same owner + Idempotency-Key with the same body returns the existing
       job (created=False); with another body, IdempotencyMismatch. A racing
       duplicate loses on the database's unique constraint and gets the winner;
+    - a callback URL must be https:// unless the operator allows http://;
     - with `max_inflight_per_owner`, an owner with that many pending or
       processing jobs gets TooManyJobsInFlight (checked in the same transaction;
       two racing submits may overshoot by one each).
@@ -48,7 +54,9 @@ class SubmitJob:
         clock: Clock,
         ids: IdFactory,
         max_inflight_per_owner: int | None = None,
+        callbacks_allow_http: bool = False,
     ) -> None:
+        self._callbacks_allow_http = callbacks_allow_http
         self._uow_factory = uow_factory
         self._max_inflight = max_inflight_per_owner
         self._relay = relay
@@ -56,6 +64,9 @@ class SubmitJob:
         self._ids = ids
 
     async def execute(self, command: SubmitJobCommand) -> SubmitJobResult:
+        url = command.callback_url
+        if url and not self._callbacks_allow_http and not url.lower().startswith("https://"):
+            raise InsecureCallback("callback_url must be an https:// URL on this service.")
         if command.idempotency_key is not None:
             existing = await self._existing(command)
             if existing is not None:

@@ -14,7 +14,12 @@ from fakes import (
     SequentialIds,
 )
 
-from application.errors import DuplicateIdempotencyKey, IdempotencyMismatch, TooManyJobsInFlight
+from application.errors import (
+    DuplicateIdempotencyKey,
+    IdempotencyMismatch,
+    InsecureCallback,
+    TooManyJobsInFlight,
+)
 from application.use_cases.relay_outbox import RelayOutbox
 from application.use_cases.submit_job import SubmitJob, SubmitJobCommand
 from domain import Job, JobStatus
@@ -216,3 +221,23 @@ async def test_finished_jobs_do_not_count_against_the_cap(
 
     await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
     assert len(uow.store.jobs) == 2
+
+
+# -- callbacks ----------------------------------------------------------------------
+
+
+async def test_an_http_callback_is_refused_unless_the_operator_allows_it(
+    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
+) -> None:
+    plain = SubmitJobCommand(owner="alice", input_text="Text.", callback_url="http://hooks.test/x")
+
+    with pytest.raises(InsecureCallback):
+        await SubmitJob(uow, relay, clock, ids).execute(plain)
+    assert uow.store.jobs == {}
+
+    allowed = await SubmitJob(uow, relay, clock, ids, callbacks_allow_http=True).execute(plain)
+    assert allowed.job.callback_url == "http://hooks.test/x"
+    secure = SubmitJobCommand(
+        owner="alice", input_text="Text.", callback_url="https://hooks.test/x"
+    )
+    assert (await SubmitJob(uow, relay, clock, ids).execute(secure)).created
