@@ -38,7 +38,11 @@ class JobRepository(Protocol):
         limit: int,
         after: PageAfter | None,
     ) -> list[Job]:
-        """The owner's jobs, newest first (created_at, event_id descending)."""
+        """The owner's jobs, newest first (created_at, event_id descending).
+
+        Listed jobs come without their input text (`input_text == ""`): lists
+        never show it, and it can be 200,000 characters a job.
+        """
 
     async def save(self, job: Job) -> None:
         """Write a changed job if its version is still the one read, and bump it.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -83,7 +84,7 @@ class InMemoryJobRepository:
             jobs = [
                 j for j in jobs if (j.created_at, j.event_id) < (after.created_at, after.event_id)
             ]
-        return [j.copy() for j in jobs[:limit]]
+        return [dataclasses.replace(j.copy(), input_text="") for j in jobs[:limit]]
 
     async def save(self, job: Job) -> None:
         current = self._staged.get(job.event_id)

@@ -173,7 +173,9 @@ class SqlJobRepository:
         limit: int,
         after: PageAfter | None,
     ) -> list[Job]:
-        query = select(jobs).where(jobs.c.owner == owner)
+        # Lists never show the text (up to 200,000 characters a job): leave it in the table.
+        columns = [c for c in jobs.c if c.name != "input_text"]
+        query = select(*columns, literal("").label("input_text")).where(jobs.c.owner == owner)
         if statuses:
             query = query.where(jobs.c.status.in_([s.value for s in statuses]))
         if after is not None:

@@ -7,6 +7,7 @@ import threading
 import time
 import uuid
 from collections.abc import AsyncIterator
+import dataclasses
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -257,7 +258,8 @@ async def test_list_pages_newest_first_without_gaps_or_duplicates(
 
     assert [len(p) for p in pages] == [5, 5, 5, 5, 3]
     assert [j.event_id for p in pages for j in p] == [j.event_id for j in expected]
-    assert pages[0][0] == expected[0]
+    # Listed jobs are whole but for the text, which lists never show.
+    assert pages[0][0] == dataclasses.replace(expected[0], input_text="")
 
 
 async def test_list_filters_by_status(uow: UnitOfWorkFactory) -> None:
