@@ -57,6 +57,7 @@ BROKER_CONNECT_TIMEOUT_S = 2.0
 BROKER_SOCKET_TIMEOUT_S = 5.0
 BROKER_PING_TIMEOUT_S = 2.0
 RELAY_INTERVAL_S = 2.0
+CHORE_TIMEOUT_S = 60.0
 STORAGE_RETRY_MAX_S = 60
 
 
@@ -102,7 +103,8 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_send_task_events=False,
         enable_utc=True,
     )
-    app.task(bind=True, base=JobTask, name=TaskName.PROCESS_JOB)(_process_job)
+    # max_retries=None: a database outage is retried for as long as it lasts.
+    app.task(bind=True, base=JobTask, name=TaskName.PROCESS_JOB, max_retries=None)(_process_job)
     return app
 
 
@@ -270,7 +272,9 @@ async def _every(interval_s: float, work: Callable[[], Awaitable[object]], name:
     await asyncio.sleep(random.uniform(0, interval_s))
     while True:
         try:
-            await work()
+            # A round that hangs (a lost reply, a stuck lock) must not stop later rounds.
+            async with asyncio.timeout(max(CHORE_TIMEOUT_S, interval_s)):
+                await work()
         except Exception as exc:  # a chore never takes the worker down; next round retries
             log.warning("periodic task failed", task=name, error=type(exc).__name__)
         await asyncio.sleep(interval_s)
@@ -306,8 +310,12 @@ def _process_job(self: JobTask, event_id: str, request_id: str | None = None) ->
             # The job is still recoverable (lease / pending redispatch), but don't wait
             # for that: try this message again once the database may be back.
             delay = min(STORAGE_RETRY_MAX_S, 2 ** min(self.request.retries, 6))
-            log.warning("database unavailable: task will be retried", retry_in_s=delay)
-            raise self.retry(exc=exc, countdown=delay, max_retries=None) from exc
+            log.warning(
+                "database unavailable: task will be retried",
+                retry_in_s=delay,
+                cause=type(exc.__cause__).__name__,  # never the message: it may hold SQL
+            )
+            raise self.retry(exc=exc, countdown=delay) from exc
         except ShuttingDown:
             # The job is pending again (or never started): put the message back.
             raise Reject("worker shutting down", requeue=True) from None
