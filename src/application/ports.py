@@ -70,8 +70,9 @@ class Outbox(Protocol):
 
     async def add(self, event_id: UUID, now: datetime) -> None: ...
 
-    async def take_unsent(self, limit: int) -> list[UUID]:
-        """Unsent rows, oldest first; locked against other relays where the store can."""
+    async def take_unsent(self, limit: int, created_before: datetime | None = None) -> list[UUID]:
+        """Unsent rows (written before `created_before`, if given), oldest first;
+        locked against other relays where the store can."""
 
     async def mark_sent(self, event_ids: Sequence[UUID], now: datetime) -> None: ...
 

@@ -61,7 +61,7 @@ def _lifespan(
         )
         dispatcher = container.dispatcher()
         periodic: list[tuple[float, Callable[[], Awaitable[object]], str]] = [
-            (settings.recovery_interval_s, container.relay_outbox().execute, "relay"),
+            (settings.recovery_interval_s, container.relay_outbox().catch_up, "relay"),
         ]
         if settings.embedded:
             # With a broker, the Celery workers run recovery and purging.

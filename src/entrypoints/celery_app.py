@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import dataclasses
 import logging
 import os
 import random
@@ -59,6 +60,7 @@ BROKER_PING_TIMEOUT_S = 2.0
 RELAY_INTERVAL_S = 2.0
 CHORE_TIMEOUT_S = 60.0
 STORAGE_RETRY_MAX_S = 60
+WORKER_POOL_TIMEOUT_S = 120.0
 
 
 def visibility_timeout_s(settings: Settings) -> int:
@@ -176,6 +178,11 @@ class WorkerRuntime:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        # A worker's jobs answer no one: a step waits for a database connection
+        # rather than failing when the pool is busy (the API keeps failing fast).
+        settings = dataclasses.replace(
+            settings, db_pool_timeout_s=max(settings.db_pool_timeout_s, WORKER_POOL_TIMEOUT_S)
+        )
         self.container: Container = build_container(settings)
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="job-loop", daemon=True)
@@ -240,7 +247,7 @@ class WorkerRuntime:
         relay = self.container.relay_outbox()
         recover = self.container.recover_stuck_jobs()
         self._chores = [
-            asyncio.create_task(_every(RELAY_INTERVAL_S, relay.execute, "relay")),
+            asyncio.create_task(_every(RELAY_INTERVAL_S, relay.catch_up, "relay")),
             asyncio.create_task(
                 _every(self.settings.recovery_interval_s, recover.execute, "recover")
             ),

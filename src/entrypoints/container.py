@@ -93,6 +93,7 @@ class Container(containers.DeclarativeContainer):
         make_engine,
         url=settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
+        pool_timeout_s=settings.provided.db_pool_timeout_s,
     )
     uow_factory = providers.Singleton(sql_unit_of_work_factory, engine)
     api_key_store = providers.Singleton(SqlApiKeyStore, engine)
@@ -154,9 +155,11 @@ class Container(containers.DeclarativeContainer):
     delete_job = providers.Singleton(DeleteJob, uow_factory)
 
     create_api_key = providers.Singleton(CreateApiKey, api_key_store, clock)
-    authenticate_api_key = providers.Singleton(AuthenticateApiKey, api_key_store)
+    authenticate_api_key = providers.Singleton(
+        AuthenticateApiKey, api_key_store, cache_ttl_s=settings.provided.api_key_cache_s
+    )
     list_api_keys = providers.Singleton(ListApiKeys, api_key_store)
-    revoke_api_key = providers.Singleton(RevokeApiKey, api_key_store, clock)
+    revoke_api_key = providers.Singleton(RevokeApiKey, api_key_store, clock, authenticate_api_key)
 
 
 def build_container(settings: Settings) -> Container:

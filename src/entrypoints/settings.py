@@ -49,6 +49,8 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     db_pool_size: int = 10
+    db_pool_timeout_s: float = 5.0
+    api_key_cache_s: float = 10.0
     trusted_proxies: str = "127.0.0.1"
     recovery_interval_s: float = 15.0
 
@@ -90,6 +92,13 @@ def _positive_int(raw: str) -> int:
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
+        raise ValueError
+    return value
+
+
+def _non_negative_float(raw: str) -> float:
+    value = float(raw)
+    if not value >= 0:
         raise ValueError
     return value
 
@@ -168,6 +177,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
         "DEBUG, INFO, WARNING or ERROR",
     ),
     "DB_POOL_SIZE": ("db_pool_size", *_INT),
+    "DB_POOL_TIMEOUT_S": ("db_pool_timeout_s", *_FLOAT),
+    "API_KEY_CACHE_S": ("api_key_cache_s", _non_negative_float, "a number of seconds, 0 or more"),
     "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),
     "RECOVERY_INTERVAL_S": ("recovery_interval_s", *_FLOAT),
 }

@@ -54,6 +54,6 @@ def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
     # Per-request access lines from the server and the HTTP client add noise, not facts.
-    for noisy in ("uvicorn.access", "httpx", "httpcore", "openai._base_client"):
+    for noisy in ("uvicorn.access", "httpx", "httpx2", "httpcore", "openai._base_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     _configured = True

@@ -57,7 +57,9 @@ def masked_url(url: str) -> str:
         return "<invalid database URL>"
 
 
-def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEngine:
+def make_engine(
+    url: str, *, pool_size: int = 10, pool_timeout_s: float = POOL_TIMEOUT_S, echo: bool = False
+) -> AsyncEngine:
     """An async engine for `url` (see `async_url`), tuned for its dialect.
 
     PostgreSQL: pre-ping, and short connect / pool timeouts so that a database
@@ -66,23 +68,23 @@ def make_engine(url: str, *, pool_size: int = 10, echo: bool = False) -> AsyncEn
     """
     parsed = make_url(async_url(url))
     if _is_sqlite(parsed):
-        return _sqlite_engine(parsed, pool_size=pool_size, echo=echo)
+        return _sqlite_engine(parsed, pool_size=pool_size, pool_timeout_s=pool_timeout_s, echo=echo)
     return create_async_engine(
         parsed,
         echo=echo,
         pool_size=pool_size,
-        pool_timeout=POOL_TIMEOUT_S,
+        pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
     )
 
 
-def _sqlite_engine(url: URL, *, pool_size: int, echo: bool) -> AsyncEngine:
+def _sqlite_engine(url: URL, *, pool_size: int, pool_timeout_s: float, echo: bool) -> AsyncEngine:
     # In memory, SQLAlchemy keeps one shared connection (StaticPool, no sizing);
     # that database also dies with the engine, so it suits throwaway use only.
     in_memory = url.database in (None, "", ":memory:")
     kwargs: dict[str, Any] = (
-        {} if in_memory else {"pool_size": pool_size, "pool_timeout": POOL_TIMEOUT_S}
+        {} if in_memory else {"pool_size": pool_size, "pool_timeout": pool_timeout_s}
     )
     engine = create_async_engine(url, echo=echo, **kwargs)
     _tune_sqlite(engine)

@@ -274,13 +274,15 @@ class SqlOutbox:
         await self._conn.execute(insert(outbox).values(event_id=event_id, created_at=now))
 
     @translate_errors
-    async def take_unsent(self, limit: int) -> list[UUID]:
+    async def take_unsent(self, limit: int, created_before: datetime | None = None) -> list[UUID]:
         query = (
             select(outbox.c.id, outbox.c.event_id)
             .where(outbox.c.sent_at.is_(None))
             .order_by(outbox.c.id)
             .limit(limit)
         )
+        if created_before is not None:
+            query = query.where(outbox.c.created_at < created_before)
         if self._conn.dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
         taken: list[UUID] = []

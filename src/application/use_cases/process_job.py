@@ -178,10 +178,17 @@ class ProcessJob:
     # -- saving --------------------------------------------------------------
 
     async def _update(self, mine: Job, change: Callable[[Job], None]) -> Job:
-        """Re-read the job, check it is still ours, apply `change`, save."""
+        """Apply `change` to the job if it is still ours, and save it.
+
+        The first try writes our own copy, guarded by its version (one
+        statement); if anyone changed the job since (a cancel, a heartbeat), the
+        job is read again and checked before `change` is applied to it.
+        """
+        guess: Job | None = mine.copy()
         for _ in range(5):
             async with self._uow_factory() as uow:
-                job = await uow.jobs.get(mine.event_id)
+                job = guess or await uow.jobs.get(mine.event_id)
+                guess = None
                 if (
                     job is None
                     or job.status is not JobStatus.PROCESSING
@@ -269,7 +276,9 @@ class ProcessJob:
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._update(job, lambda j: j.renew_lease(self._clock.now(), self._lease))
+                job = await self._update(
+                    job, lambda j: j.renew_lease(self._clock.now(), self._lease)
+                )
             except _Lost:
                 return
             except Exception:  # a database hiccup: try again at the next beat

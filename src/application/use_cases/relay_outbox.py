@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 from uuid import UUID
 
 from application.ports import Clock, JobDispatcher, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
+
+# The fast path publishes within milliseconds of the commit; older rows are strays.
+CATCH_UP_MIN_AGE_S = 5.0
 
 
 class RelayOutbox:
@@ -17,8 +21,10 @@ class RelayOutbox:
       outage leaves rows for the next run (at-least-once; claiming a job is a
       compare-and-set, so a duplicate dispatch is harmless);
     - `publish_now` is the fast path right after a commit; it never raises;
-    - `execute` is the periodic catch-up; concurrent relays skip each other's
-      locked rows where the store can.
+    - `catch_up` is the periodic run: it leaves rows younger than
+      `CATCH_UP_MIN_AGE_S` to the fast path that is publishing them right now
+      (else a job would often be published twice); concurrent relays skip each
+      other's locked rows where the store can.
     """
 
     def __init__(
@@ -41,10 +47,14 @@ class RelayOutbox:
                 extra={"error": type(exc).__name__, "jobs": len(event_ids)},
             )
 
-    async def execute(self, limit: int = 500) -> int:
-        """Publish up to `limit` unsent rows; return how many were sent."""
+    async def catch_up(self) -> int:
+        return await self.execute(min_age_s=CATCH_UP_MIN_AGE_S)
+
+    async def execute(self, limit: int = 500, min_age_s: float = 0.0) -> int:
+        """Publish up to `limit` unsent rows at least `min_age_s` old; return how many."""
+        created_before = self._clock.now() - timedelta(seconds=min_age_s) if min_age_s else None
         async with self._uow_factory() as uow:
-            event_ids = await uow.outbox.take_unsent(limit)
+            event_ids = await uow.outbox.take_unsent(limit, created_before)
             if not event_ids:
                 return 0
             for event_id in event_ids:

@@ -379,6 +379,19 @@ async def test_delete_created_before_erases_old_jobs_in_batches(uow: UnitOfWorkF
 # -- outbox -------------------------------------------------------------------------
 
 
+async def test_outbox_can_leave_young_rows_alone(uow: UnitOfWorkFactory) -> None:
+    jobs = [new_job() for _ in range(3)]
+    async with uow() as tx:
+        for i, job in enumerate(jobs):
+            await tx.jobs.add(job)
+            await tx.outbox.add(job.event_id, T0 + timedelta(seconds=10 * i))
+        await tx.commit()
+
+    async with uow() as tx:
+        taken = await tx.outbox.take_unsent(10, created_before=T0 + timedelta(seconds=15))
+        assert taken == [jobs[0].event_id, jobs[1].event_id]
+
+
 async def test_outbox_hands_out_unsent_rows_oldest_first(uow: UnitOfWorkFactory) -> None:
     jobs = [new_job() for _ in range(3)]
     async with uow() as tx:

@@ -7,6 +7,7 @@ import re
 import pytest
 from fakes import FakeClock, InMemoryApiKeyStore
 
+from application.ports import ApiKey
 from application.use_cases.api_keys import (
     AuthenticateApiKey,
     CreateApiKey,
@@ -120,3 +121,37 @@ async def test_list_shows_records_without_secrets(
     assert listed == [issued.record]
     _, _, secret = issued.token.split("_", 2)
     assert all(secret not in repr(k) for k in listed)
+
+
+class CountingStore(InMemoryApiKeyStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    async def get(self, key_id: str) -> ApiKey | None:
+        self.reads += 1
+        return await super().get(key_id)
+
+
+async def test_the_cache_saves_reads_until_its_ttl_runs_out(clock: FakeClock) -> None:
+    store = CountingStore()
+    token = (await CreateApiKey(store, clock).execute("alice")).token
+    now = [100.0]
+    cached = AuthenticateApiKey(store, cache_ttl_s=10, monotonic=lambda: now[0])
+
+    assert [await cached.execute(token) for _ in range(3)] == ["alice"] * 3
+    assert store.reads == 1
+    assert await cached.execute(token[:-1] + "x") is None  # a wrong secret, still refused
+    now[0] += 11
+    assert await cached.execute(token) == "alice"
+    assert store.reads == 2
+
+
+async def test_a_revoke_in_this_process_empties_the_cache_at_once(clock: FakeClock) -> None:
+    store = CountingStore()
+    issued = await CreateApiKey(store, clock).execute("alice")
+    cached = AuthenticateApiKey(store, cache_ttl_s=3600)
+    assert await cached.execute(issued.token) == "alice"
+
+    assert await RevokeApiKey(store, clock, cached).execute(issued.record.key_id)
+    assert await cached.execute(issued.token) is None
