@@ -82,6 +82,7 @@ def _lifespan(
                 task.cancel()
             if settings.embedded:
                 await dispatcher.stop(settings.shutdown_grace_s)
+            await container.relay_outbox().flush()
             await close_resources(container)
             log.info("service stopped")
 

@@ -37,7 +37,7 @@ from celery.exceptions import Reject
 from adapters.queue.celery_dispatcher import CeleryDispatcher
 from application.errors import StorageUnavailable
 from application.use_cases.process_job import Outcome
-from entrypoints.container import Container, build_container
+from entrypoints.container import Container, build_container, close_resources
 from entrypoints.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -260,14 +260,12 @@ class WorkerRuntime:
         pending = [*self._chores, *self._jobs]
         if pending:
             await asyncio.wait(pending, timeout=10)
+        await self.container.relay_outbox().flush()
         dispatcher = self.container.dispatcher()
         if isinstance(dispatcher, CeleryDispatcher):
             dispatcher.close()
-        llm_close = getattr(self.container.llm(), "aclose", None)
-        if llm_close is not None:  # the OpenAI gateway's HTTP connections
-            with contextlib.suppress(Exception):
-                await llm_close()
-        await self.container.engine().dispose()
+        with contextlib.suppress(Exception):
+            await close_resources(self.container)
         log.info("worker stopped")
 
     def _call(self, coro: Coroutine[Any, Any, _T], timeout: float = 30.0) -> _T:

@@ -14,6 +14,7 @@ from dependency_injector import containers, providers
 
 from adapters.llm.fake import FakeLLM
 from adapters.llm.offline import OfflineLLM
+from adapters.llm.openai_gateway import OpenAIGateway, make_openai_client
 from adapters.observability.metrics import PrometheusMetrics
 from adapters.persistence.api_keys import SqlApiKeyStore
 from adapters.persistence.engine import make_engine
@@ -50,9 +51,7 @@ class RandomIds:
         return uuid4()
 
 
-def _openai_gateway(settings: Settings) -> Any:
-    from adapters.llm.openai_gateway import OpenAIGateway, make_openai_client
-
+def _openai_gateway(settings: Settings) -> OpenAIGateway:
     client = make_openai_client(
         api_key=settings.openai_api_key or "unused",
         base_url=settings.openai_base_url,

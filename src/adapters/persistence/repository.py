@@ -113,6 +113,10 @@ def _is_idempotency_clash(error: IntegrityError) -> bool:
     return "jobs.idempotency_key" in str(error.orig)
 
 
+_INSERT_JOB = insert(jobs)
+_INSERT_OUTBOX = insert(outbox)
+
+
 class SqlJobRepository:
     """`JobRepository` on one connection inside the unit of work's transaction."""
 
@@ -120,14 +124,12 @@ class SqlJobRepository:
         self._conn = conn
 
     def _insert(self, job: Job) -> Insert:
-        """An INSERT that, for a keyed job, does nothing on an idempotency clash.
+        """The INSERT of a keyed job: it does nothing on an idempotency clash.
 
         Skipping the row (rather than raising) keeps a PostgreSQL transaction
         usable, so the loser of two racing submits can read the winner's job.
         """
         row = job_to_row(job)
-        if job.idempotency_key is None:
-            return insert(jobs).values(row)
         target = [jobs.c.owner, jobs.c.idempotency_key]
         dialect_insert = (
             postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
@@ -142,6 +144,9 @@ class SqlJobRepository:
 
     @translate_errors
     async def add(self, job: Job) -> None:
+        if job.idempotency_key is None:
+            await self._conn.execute(_INSERT_JOB, job_to_row(job))
+            return
         try:
             result = await self._conn.execute(self._insert(job))
         except IntegrityError as error:
@@ -271,7 +276,8 @@ class SqlOutbox:
 
     @translate_errors
     async def add(self, event_id: UUID, now: datetime) -> None:
-        await self._conn.execute(insert(outbox).values(event_id=event_id, created_at=now))
+        # A statement built once and given parameters: SQLAlchemy reuses its compiled form.
+        await self._conn.execute(_INSERT_OUTBOX, {"event_id": event_id, "created_at": now})
 
     @translate_errors
     async def take_unsent(self, limit: int, created_before: datetime | None = None) -> list[UUID]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
@@ -20,7 +21,10 @@ class RelayOutbox:
     - a row is marked sent only after the dispatcher accepted it, so a broker
       outage leaves rows for the next run (at-least-once; claiming a job is a
       compare-and-set, so a duplicate dispatch is harmless);
-    - `publish_now` is the fast path right after a commit; it never raises;
+    - `publish_now` is the fast path right after a commit; it never raises.
+      The rows it published are marked sent together, a moment later, in one
+      transaction for all the requests of that moment (`flush`); rows left
+      unmarked by a crash are published again by the catch-up (harmless);
     - `catch_up` is the periodic run: it leaves rows younger than
       `CATCH_UP_MIN_AGE_S` to the fast path that is publishing them right now
       (else a job would often be published twice); concurrent relays skip each
@@ -28,24 +32,48 @@ class RelayOutbox:
     """
 
     def __init__(
-        self, uow_factory: UnitOfWorkFactory, dispatcher: JobDispatcher, clock: Clock
+        self,
+        uow_factory: UnitOfWorkFactory,
+        dispatcher: JobDispatcher,
+        clock: Clock,
+        mark_delay_s: float = 0.05,
     ) -> None:
         self._uow_factory = uow_factory
         self._dispatcher = dispatcher
         self._clock = clock
+        self._mark_delay_s = mark_delay_s
+        self._published: list[UUID] = []
+        self._marking: asyncio.Task[None] | None = None
 
     async def publish_now(self, event_ids: Sequence[UUID]) -> None:
         try:
             for event_id in event_ids:
                 await self._dispatcher.dispatch(event_id)
-            async with self._uow_factory() as uow:
-                await uow.outbox.mark_sent(event_ids, self._clock.now())
-                await uow.commit()
         except Exception as exc:  # the job is committed: never fail the request now
             log.warning(
                 "dispatch deferred to the outbox relay",
                 extra={"error": type(exc).__name__, "jobs": len(event_ids)},
             )
+            return
+        self._published.extend(event_ids)
+        if self._marking is None or self._marking.done():
+            self._marking = asyncio.create_task(self._flush_later())
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self._mark_delay_s)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Mark what the fast path published as sent (also called at shutdown)."""
+        batch, self._published = self._published, []
+        if not batch:
+            return
+        try:
+            async with self._uow_factory() as uow:
+                await uow.outbox.mark_sent(batch, self._clock.now())
+                await uow.commit()
+        except Exception as exc:  # the rows stay unsent: the catch-up sends them again
+            log.warning("marking outbox rows sent failed", extra={"error": type(exc).__name__})
 
     async def catch_up(self) -> int:
         return await self.execute(min_age_s=CATCH_UP_MIN_AGE_S)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 import pytest
@@ -80,5 +81,20 @@ async def test_publish_now_never_raises_and_leaves_rows_on_failure(
 
     dispatcher.broken = False
     await relay.publish_now([A])
+    await relay.flush()
     assert uow.store.outbox == [(A, True), (B, True), (C, False)]
     assert dispatcher.dispatched == [A]
+
+
+async def test_rows_published_together_are_marked_sent_in_one_transaction(
+    relay: RelayOutbox, uow: FakeUnitOfWorkFactory, rows: list[tuple[UUID, bool]]
+) -> None:
+    commits = uow.store.commits
+    for event_id in (A, C):
+        await relay.publish_now([event_id])
+    assert uow.store.commits == commits  # nothing written on the request path
+
+    await asyncio.sleep(0.2)  # the batch is marked a moment later
+
+    assert uow.store.commits == commits + 1
+    assert uow.store.outbox == [(A, True), (B, True), (C, True)]

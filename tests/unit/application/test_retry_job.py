@@ -26,6 +26,7 @@ async def test_back_to_pending_with_steps_kept_and_dispatched(
     retry: RetryJob,
     uow: FakeUnitOfWorkFactory,
     dispatcher: RecordingDispatcher,
+    relay: RelayOutbox,
     clock: FakeClock,
     status: JobStatus,
 ) -> None:
@@ -41,8 +42,10 @@ async def test_back_to_pending_with_steps_kept_and_dispatched(
     assert (job.error, job.finished_at, job.deliveries) == (None, None, 0)
     assert job.attempts == 1
     assert job.updated_at == clock.now()
-    assert uow.store.outbox == [(JOB_ID, True)]
     assert dispatcher.dispatched == [JOB_ID]
+    assert uow.store.outbox == [(JOB_ID, False)]  # marked sent a moment later, in a batch
+    await relay.flush()
+    assert uow.store.outbox == [(JOB_ID, True)]
 
 
 async def test_a_broken_dispatcher_leaves_the_row_for_the_relay(

@@ -49,6 +49,7 @@ async def test_stores_a_pending_job_with_a_sent_outbox_row(
     submit: SubmitJob,
     uow: FakeUnitOfWorkFactory,
     dispatcher: RecordingDispatcher,
+    relay: RelayOutbox,
     clock: FakeClock,
 ) -> None:
     result = await submit.execute(command())
@@ -61,8 +62,10 @@ async def test_stores_a_pending_job_with_a_sent_outbox_row(
     assert job.callback_url == "https://example.org/hook"
     assert job.created_at == clock.now()
     assert (job.attempts, job.step, job.summary) == (0, None, None)
-    assert uow.store.outbox == [(job.event_id, True)]
     assert dispatcher.dispatched == [job.event_id]
+    assert uow.store.outbox == [(job.event_id, False)]  # marked sent a moment later, in a batch
+    await relay.flush()
+    assert uow.store.outbox == [(job.event_id, True)]
 
 
 async def test_a_broken_dispatcher_leaves_the_row_for_the_relay(
