@@ -17,6 +17,7 @@ from sqlalchemy import (
     RowMapping,
     Uuid,
     and_,
+    bindparam,
     delete,
     func,
     insert,
@@ -113,8 +114,15 @@ def _is_idempotency_clash(error: IntegrityError) -> bool:
     return "jobs.idempotency_key" in str(error.orig)
 
 
+# Hot-path statements built once and given parameters: SQLAlchemy reuses their
+# compiled form, and building a statement anew costs more than running it.
 _INSERT_JOB = insert(jobs)
 _INSERT_OUTBOX = insert(outbox)
+_SELECT_JOB = select(jobs).where(jobs.c.event_id == bindparam("b_event_id"))
+# The SET clause comes from the parameters given (every column but the immutable ones).
+_UPDATE_JOB = update(jobs).where(
+    jobs.c.event_id == bindparam("b_event_id"), jobs.c.version == bindparam("b_version")
+)
 
 
 class SqlJobRepository:
@@ -158,10 +166,12 @@ class SqlJobRepository:
 
     @translate_errors
     async def get(self, event_id: UUID, owner: str | None = None) -> Job | None:
-        query = select(jobs).where(jobs.c.event_id == event_id)
-        if owner is not None:
-            query = query.where(jobs.c.owner == owner)
-        row = (await self._conn.execute(query)).mappings().one_or_none()
+        if owner is None:
+            result = await self._conn.execute(_SELECT_JOB, {"b_event_id": event_id})
+        else:
+            query = _SELECT_JOB.where(jobs.c.owner == owner)
+            result = await self._conn.execute(query, {"b_event_id": event_id})
+        row = result.mappings().one_or_none()
         return row_to_job(row) if row is not None else None
 
     @translate_errors
@@ -192,13 +202,8 @@ class SqlJobRepository:
     @translate_errors
     async def save(self, job: Job) -> None:
         values = {k: v for k, v in job_to_row(job).items() if k not in _IMMUTABLE}
-        values["version"] = job.version + 1
-        statement = (
-            update(jobs)
-            .where(jobs.c.event_id == job.event_id, jobs.c.version == job.version)
-            .values(values)
-        )
-        result = await self._conn.execute(statement)
+        values.update(version=job.version + 1, b_event_id=job.event_id, b_version=job.version)
+        result = await self._conn.execute(_UPDATE_JOB, values)
         if result.rowcount == 0:
             raise ConcurrencyConflict(f"job {job.event_id} changed since version {job.version}")
         job.version += 1
@@ -276,7 +281,6 @@ class SqlOutbox:
 
     @translate_errors
     async def add(self, event_id: UUID, now: datetime) -> None:
-        # A statement built once and given parameters: SQLAlchemy reuses its compiled form.
         await self._conn.execute(_INSERT_OUTBOX, {"event_id": event_id, "created_at": now})
 
     @translate_errors

@@ -240,7 +240,7 @@ class ProcessJob:
                 self._metrics.llm_call(exc.code, None)
                 raise
             self._metrics.llm_call("ok", result.usage)
-            log.info(
+            log.debug(
                 "llm step done",
                 extra={
                     "event_id": str(job.event_id),
