@@ -20,6 +20,7 @@ from adapters.persistence.engine import masked_url
 from adapters.persistence.health import database_ready
 from adapters.persistence.migrate import upgrade
 from entrypoints.container import Container, build_container, close_resources
+from entrypoints.periodic import every
 from entrypoints.settings import Settings, load_settings
 
 log = structlog.get_logger(__name__)
@@ -33,15 +34,6 @@ def _provide(provider: Callable[[], Any]) -> Provide:
         return provider()
 
     return Provide(dependency, sync_to_thread=False, use_cache=True)
-
-
-async def _every(interval_s: float, work: Callable[[], Awaitable[object]], name: str) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await work()
-        except Exception as exc:  # a periodic chore never takes the server down
-            log.warning("periodic task failed", task=name, error=type(exc).__name__)
 
 
 def _lifespan(
@@ -74,7 +66,7 @@ def _lifespan(
                 (settings.recovery_interval_s, container.recover_stuck_jobs().execute, "recover"),
                 (PURGE_INTERVAL_S, container.purge_expired_jobs().execute, "purge"),
             ]
-        chores = [asyncio.create_task(_every(*chore)) for chore in periodic]
+        chores = [asyncio.create_task(every(*chore)) for chore in periodic]
         try:
             yield
         finally:

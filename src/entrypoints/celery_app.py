@@ -21,11 +21,10 @@ import contextlib
 import dataclasses
 import logging
 import os
-import random
 import socket
 import sys
 import threading
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Coroutine
 from enum import StrEnum
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID
@@ -38,6 +37,7 @@ from adapters.queue.celery_dispatcher import CeleryDispatcher
 from application.errors import StorageUnavailable
 from application.use_cases.process_job import Outcome
 from entrypoints.container import Container, build_container, close_resources
+from entrypoints.periodic import every
 from entrypoints.settings import Settings
 
 log = structlog.get_logger(__name__)
@@ -58,9 +58,9 @@ BROKER_CONNECT_TIMEOUT_S = 2.0
 BROKER_SOCKET_TIMEOUT_S = 5.0
 BROKER_PING_TIMEOUT_S = 2.0
 RELAY_INTERVAL_S = 2.0
-CHORE_TIMEOUT_S = 60.0
 STORAGE_RETRY_MAX_S = 60
 WORKER_POOL_TIMEOUT_S = 120.0
+PURGE_INTERVAL_S = 3600.0
 
 
 def visibility_timeout_s(settings: Settings) -> int:
@@ -246,11 +246,14 @@ class WorkerRuntime:
     async def _start_chores(self) -> None:
         relay = self.container.relay_outbox()
         recover = self.container.recover_stuck_jobs()
+        purge = self.container.purge_expired_jobs()
         self._chores = [
-            asyncio.create_task(_every(RELAY_INTERVAL_S, relay.catch_up, "relay")),
+            asyncio.create_task(every(RELAY_INTERVAL_S, relay.catch_up, "relay")),
             asyncio.create_task(
-                _every(self.settings.recovery_interval_s, recover.execute, "recover")
+                every(self.settings.recovery_interval_s, recover.execute, "recover")
             ),
+            # Erasing the same old jobs twice is harmless: a delete finds them gone.
+            asyncio.create_task(every(PURGE_INTERVAL_S, purge.execute, "purge")),
         ]
 
     async def _close(self) -> None:
@@ -270,19 +273,6 @@ class WorkerRuntime:
 
     def _call(self, coro: Coroutine[Any, Any, _T], timeout: float = 30.0) -> _T:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout)
-
-
-async def _every(interval_s: float, work: Callable[[], Awaitable[object]], name: str) -> None:
-    # Jitter spreads the chores of several workers apart.
-    await asyncio.sleep(random.uniform(0, interval_s))
-    while True:
-        try:
-            # A round that hangs (a lost reply, a stuck lock) must not stop later rounds.
-            async with asyncio.timeout(max(CHORE_TIMEOUT_S, interval_s)):
-                await work()
-        except Exception as exc:  # a chore never takes the worker down; next round retries
-            log.warning("periodic task failed", task=name, error=type(exc).__name__)
-        await asyncio.sleep(interval_s)
 
 
 class JobTask(Task[Any, Any]):
