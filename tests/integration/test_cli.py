@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
+from tests.support.served import BIN, clean_env, free_port, served
 
-BIN = Path(sys.executable).parent / "guideline-ingest"
 GUIDELINE = """\
 Adults with asthma should use an inhaled corticosteroid every day.
 Clinicians must check inhaler technique at every review.
 Avoid long-acting beta agonists without an inhaled corticosteroid.
 Asthma is common in primary care.
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(
@@ -39,37 +28,15 @@ def cli(
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GUIDELINE"))},
-        "DATABASE_URL": f"sqlite:///{tmp_path}/cli.sqlite3",
-        "LLM_PROVIDER": "offline",
-        "LOG_FORMAT": "json",
-    }
+    return clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path}/cli.sqlite3", LLM_PROVIDER="offline", LOG_FORMAT="json"
+    )
 
 
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = free_port()
-    log = (tmp_path / "serve.log").open("w")
-    process = subprocess.Popen(
-        [str(BIN), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        else:
-            pytest.fail(f"server did not start: {(tmp_path / 'serve.log').read_text()}")
+    with served(env, tmp_path / "serve.log") as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=30)
-        log.close()
 
 
 def test_keys_create_prints_the_key_alone_on_its_last_line(env: dict[str, str]) -> None:

@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from tests.support.openai_stub import StubServer
+from tests.support.served import BIN, free_port
 
-BIN = Path(sys.executable).parent / "guideline-ingest"
 DB_PASSWORD = "Db-Pa55word-7f3a"  # trust auth ignores it; it still travels in DATABASE_URL
 OPENAI_KEY = "sk-test-5e1c0a9d-never-log-me"
 MARKER = "ZEBRA-MARKER-41c7"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def with_password(url: str) -> str:

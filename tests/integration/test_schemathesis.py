@@ -15,9 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -26,8 +24,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+from tests.support.served import clean_env, make_key, served
 
 from adapters.http.schemas import NON_BLANK_NO_NUL
 
@@ -36,69 +34,25 @@ BIN_DIR = Path(sys.executable).parent
 CONFIG = ROOT / "schemathesis.toml"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    return {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GUIDELINE"))},
-        "DATABASE_URL": f"sqlite:///{tmp_path}/schemathesis.sqlite3",
-        "LLM_PROVIDER": "fake",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
-    }
+    return clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path}/schemathesis.sqlite3",
+        LLM_PROVIDER="fake",
+        LOG_FORMAT="json",
+        LOG_LEVEL="WARNING",
+    )
 
 
 @pytest.fixture
 def server(env: dict[str, str], tmp_path: Path) -> Iterator[str]:
-    port = _free_port()
-    log_path = tmp_path / "serve.log"
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN_DIR / "guideline-ingest"), "serve", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None:
-                    pytest.fail(f"server exited: {log_path.read_text()}")
-                time.sleep(0.1)
-            else:
-                pytest.fail(f"server did not start: {log_path.read_text()}")
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
-
-
-def _api_key(env: dict[str, str]) -> str:
-    created = subprocess.run(
-        [str(BIN_DIR / "guideline-ingest"), "keys", "create", "schemathesis"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return created.stdout.strip().splitlines()[-1]
+    with served(env, tmp_path / "serve.log") as url:
+        yield url
 
 
 @pytest.mark.slow
 def test_the_api_survives_schemathesis(server: str, env: dict[str, str], tmp_path: Path) -> None:
-    key = _api_key(env)
+    key = make_key(env, "schemathesis")
     started = time.monotonic()
     run = subprocess.run(
         [
@@ -114,7 +68,8 @@ def test_the_api_survives_schemathesis(server: str, env: dict[str, str], tmp_pat
             str(tmp_path / "report"),
         ],
         cwd=ROOT,
-        env={**env, "GI_SCHEMATHESIS_KEY": key},
+        # The hooks live in this module, which Schemathesis imports: give it the repo root.
+        env={**env, "GI_SCHEMATHESIS_KEY": key, "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=300,

@@ -1,0 +1,67 @@
+"""The console script as a real process: a free port, a clean environment, `serve`, keys."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+
+BIN = Path(sys.executable).parent / "guideline-ingest"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def clean_env(**settings: str) -> dict[str, str]:
+    """This process's environment without OpenAI or client settings, plus `settings`."""
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GUIDELINE"))}
+    return inherited | settings
+
+
+def make_key(env: dict[str, str], owner: str = "alice") -> str:
+    """`guideline-ingest keys create OWNER`; the key is the last line it prints."""
+    created = subprocess.run(
+        [str(BIN), "keys", "create", owner],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return created.stdout.strip().splitlines()[-1]
+
+
+@contextmanager
+def served(env: dict[str, str], log_path: Path, timeout_s: float = 30.0) -> Iterator[str]:
+    """`guideline-ingest serve` on a free port until ready; yields its base URL."""
+    port = free_port()
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [str(BIN), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
+        )
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + timeout_s
+            while True:
+                try:
+                    if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"the server did not start: {log_path.read_text()}")
+                time.sleep(0.1)
+            yield url
+        finally:
+            process.terminate()
+            process.wait(timeout=30)
