@@ -169,6 +169,8 @@ class Metrics(Protocol):
 
     def llm_call(self, outcome: str, usage: Usage | None) -> None: ...
 
+    def outbox_backlog(self, rows: int) -> None: ...
+
 
 class NoMetrics:
     """Metrics that go nowhere (tests, CLI)."""
@@ -180,6 +182,9 @@ class NoMetrics:
         return None
 
     def llm_call(self, outcome: str, usage: Usage | None) -> None:
+        return None
+
+    def outbox_backlog(self, rows: int) -> None:
         return None
 
 

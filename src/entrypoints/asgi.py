@@ -72,6 +72,7 @@ def _lifespan(
         finally:
             for task in chores:
                 task.cancel()
+            await asyncio.gather(*chores, return_exceptions=True)
             if settings.embedded:
                 await dispatcher.stop(settings.shutdown_grace_s)
             await container.relay_outbox().flush()

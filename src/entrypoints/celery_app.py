@@ -244,6 +244,8 @@ class WorkerRuntime:
             task.cancel()
 
     async def _start_chores(self) -> None:
+        if self.settings.worker_metrics_port:
+            self.container.metrics().serve(self.settings.worker_metrics_port)
         relay = self.container.relay_outbox()
         recover = self.container.recover_stuck_jobs()
         purge = self.container.purge_expired_jobs()

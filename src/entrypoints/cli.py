@@ -11,6 +11,7 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
+from application.errors import StorageUnavailable
 from entrypoints.settings import Settings, SettingsError, load_settings
 
 
@@ -73,6 +74,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CliError as exc:
         print(f"guideline-ingest: {exc}", file=sys.stderr)
         return exc.status
+    except StorageUnavailable:
+        print("guideline-ingest: the database is unavailable (see DATABASE_URL)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # one line, never a traceback (the type says what failed)
+        print(f"guideline-ingest: failed: {type(exc).__name__}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 

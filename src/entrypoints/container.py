@@ -118,7 +118,7 @@ class Container(containers.DeclarativeContainer):
         celery=providers.Singleton(_celery_dispatcher, settings),
     )
 
-    relay_outbox = providers.Singleton(RelayOutbox, uow_factory, dispatcher, clock)
+    relay_outbox = providers.Singleton(RelayOutbox, uow_factory, dispatcher, clock, metrics=metrics)
     recover_stuck_jobs = providers.Singleton(
         RecoverStuckJobs,
         uow_factory,
@@ -151,7 +151,7 @@ class Container(containers.DeclarativeContainer):
     list_jobs = providers.Singleton(ListJobs, uow_factory)
     cancel_job = providers.Singleton(CancelJob, uow_factory, clock, metrics)
     retry_job = providers.Singleton(RetryJob, uow_factory, relay_outbox, clock)
-    delete_job = providers.Singleton(DeleteJob, uow_factory)
+    delete_job = providers.Singleton(DeleteJob, uow_factory, clock, metrics)
 
     create_api_key = providers.Singleton(CreateApiKey, api_key_store, clock)
     authenticate_api_key = providers.Singleton(

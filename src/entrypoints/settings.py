@@ -51,6 +51,7 @@ class Settings:
     db_pool_size: int = 10
     db_pool_timeout_s: float = 5.0
     api_key_cache_s: float = 10.0
+    worker_metrics_port: int | None = None
     trusted_proxies: str = "127.0.0.1"
     recovery_interval_s: float = 15.0
 
@@ -143,8 +144,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     ),
     "CELERY_BROKER_URL": (
         "celery_broker_url",
-        _url("redis", "rediss", "amqp", "memory"),
-        "a redis:// URL",
+        _url("redis", "rediss"),
+        "a redis:// or rediss:// URL",
     ),
     "LLM_PROVIDER": (
         "llm_provider",
@@ -178,6 +179,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     ),
     "DB_POOL_SIZE": ("db_pool_size", *_INT),
     "DB_POOL_TIMEOUT_S": ("db_pool_timeout_s", *_FLOAT),
+    "WORKER_METRICS_PORT": ("worker_metrics_port", *_INT),
     "API_KEY_CACHE_S": ("api_key_cache_s", _non_negative_float, "a number of seconds, 0 or more"),
     "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),
     "RECOVERY_INTERVAL_S": ("recovery_interval_s", *_FLOAT),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import structlog
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException
@@ -44,6 +45,7 @@ async def _owner_of(
         detail = "A valid API key is required." if token is None else "The API key is not valid."
         raise NotAuthorizedException(detail=detail, headers=_CHALLENGE)
     state["owner"] = owner
+    structlog.contextvars.bind_contextvars(owner=owner)
     return owner
 
 

@@ -11,6 +11,8 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from application.errors import (
+    ConcurrencyConflict,
+    DuplicateIdempotencyKey,
     IdempotencyMismatch,
     InsecureCallback,
     InvalidCursor,
@@ -86,6 +88,10 @@ def _insecure_callback(_: Request[Any, Any, Any], exc: InsecureCallback) -> Resp
     return problem(422, "The request breaks a rule.", errors=[field])
 
 
+def _changed_meanwhile(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return problem(409, "The job changed while this request ran; read it and try again.")
+
+
 def _unprocessable(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return problem(422, str(exc))
 
@@ -123,6 +129,8 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     JobNotFound: _not_found,
     JobConflict: _conflict,
     IdempotencyMismatch: _unprocessable,
+    ConcurrencyConflict: _changed_meanwhile,
+    DuplicateIdempotencyKey: _changed_meanwhile,
     InsecureCallback: _insecure_callback,
     InvalidCursor: _unprocessable,
     StorageUnavailable: _unavailable,

@@ -21,7 +21,7 @@ WHITE_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u
 NON_BLANK_NO_NUL = rf"^[{WHITE_SPACE}]*[^{WHITE_SPACE}\x00][^\x00]*$"
 # Printable ASCII; HTTP drops white space at either end of a header value, so none there.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
-CALLBACK_URL_PATTERN = rf"^https?://[^{WHITE_SPACE}/?#][^{WHITE_SPACE}]*$"
+CALLBACK_URL_PATTERN = rf"^https?://[^{WHITE_SPACE}\x00/?#][^{WHITE_SPACE}\x00]*$"
 
 InputText = Annotated[
     str,
@@ -55,7 +55,10 @@ CallbackUrl = Annotated[
     msgspec.Meta(
         max_length=2048,
         pattern=CALLBACK_URL_PATTERN,
-        description="https:// URL (http:// only if the operator allows it) for the final job.",
+        description=(
+            "https:// URL (http:// only if the operator allows it), stored with the job; "
+            "sending the final job there is not implemented yet."
+        ),
     ),
 ]
 StatusName = Literal["pending", "processing", "completed", "failed", "cancelled"]

@@ -254,7 +254,8 @@ def _interpret(
             ErrorCode.LLM_REJECTED, "the provider's content filter stopped the answer"
         )
     content = choice.message.content
-    parsed = parse(content) if content is not None else None
+    # NUL cannot be stored (PostgreSQL text) and means nothing in a summary: drop it.
+    parsed = parse(content.replace("\x00", "")) if content is not None else None
     return ("ok", parsed) if parsed is not None else ("bad_output", None)
 
 

@@ -12,6 +12,7 @@ from prometheus_client import (
     Histogram,
     generate_latest,
     multiprocess,
+    start_http_server,
 )
 
 from domain import JobStatus, Usage
@@ -72,6 +73,10 @@ class PrometheusMetrics:
 
     def http_request(self, method: str, route: str, status: int, seconds: float) -> None:
         self._http.labels(method=method, route=route, status=str(status)).inc()
+
+    def serve(self, port: int) -> None:
+        """Serve this process's metrics on `port` (a worker has no HTTP API)."""
+        start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104 - scraped over the network
 
     def exposition(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -27,7 +27,7 @@ class InProcessDispatcher:
         self._concurrency = concurrency
         self._queue: asyncio.Queue[UUID] = asyncio.Queue()
         self._tasks: list[asyncio.Task[None]] = []
-        self._running: set[UUID] = set()
+        self._running = 0  # runs in progress (the same job may be queued twice)
         self._idle = asyncio.Event()
         self._idle.set()
         self._stopping = False
@@ -45,7 +45,7 @@ class InProcessDispatcher:
 
     @property
     def busy(self) -> int:
-        return len(self._running)
+        return self._running
 
     async def stop(self, grace_s: float) -> None:
         self._stopping = True
@@ -58,14 +58,14 @@ class InProcessDispatcher:
                 await task
         self._tasks = []
         if self._running:
-            log.warning("jobs handed back at shutdown", jobs=len(self._running))
+            log.warning("jobs handed back at shutdown", jobs=self._running)
 
     async def _work(self) -> None:
         while True:
             event_id = await self._queue.get()
             if self._stopping:
                 continue
-            self._running.add(event_id)
+            self._running += 1
             self._idle.clear()
             try:
                 await self._run_job(event_id)
@@ -79,6 +79,6 @@ class InProcessDispatcher:
                     exc_info=exc,
                 )
             finally:
-                self._running.discard(event_id)
+                self._running -= 1
                 if not self._running:
                     self._idle.set()

@@ -40,6 +40,8 @@ def decode_cursor(cursor: str) -> PageAfter:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         created_at, event_id = json.loads(raw)
+        if not isinstance(created_at, str) or not isinstance(event_id, str):
+            raise TypeError("a cursor holds two strings")
         after = PageAfter(datetime.fromisoformat(created_at), UUID(event_id))
     except (binascii.Error, ValueError, TypeError, UnicodeDecodeError) as exc:
         raise InvalidCursor("The cursor is not one this service made.") from exc

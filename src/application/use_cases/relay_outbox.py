@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
-from application.ports import Clock, JobDispatcher, UnitOfWorkFactory
+from application.ports import Clock, JobDispatcher, Metrics, NoMetrics, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,9 @@ class RelayOutbox:
         dispatcher: JobDispatcher,
         clock: Clock,
         mark_delay_s: float = 0.05,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._metrics = metrics or NoMetrics()
         self._uow_factory = uow_factory
         self._dispatcher = dispatcher
         self._clock = clock
@@ -76,7 +78,9 @@ class RelayOutbox:
             log.warning("marking outbox rows sent failed", extra={"error": type(exc).__name__})
 
     async def catch_up(self) -> int:
-        return await self.execute(min_age_s=CATCH_UP_MIN_AGE_S)
+        sent = await self.execute(min_age_s=CATCH_UP_MIN_AGE_S)
+        self._metrics.outbox_backlog(await self.backlog())
+        return sent
 
     async def execute(self, limit: int = 500, min_age_s: float = 0.0) -> int:
         """Publish up to `limit` unsent rows at least `min_age_s` old; return how many."""

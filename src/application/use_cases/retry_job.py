@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from application.errors import JobConflict, JobNotFound
+from application.errors import ConcurrencyConflict, JobConflict, JobNotFound
 from application.ports import Clock, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
 from domain import IllegalTransition, Job
+
+_TRIES = 5
 
 
 class RetryJob:
@@ -23,6 +25,14 @@ class RetryJob:
         self._clock = clock
 
     async def execute(self, owner: str, event_id: UUID) -> Job:
+        for _ in range(_TRIES - 1):
+            try:
+                return await self._attempt(owner, event_id)
+            except ConcurrencyConflict:
+                continue  # a racing retry or cancel: read again (a second retry gets 409)
+        return await self._attempt(owner, event_id)
+
+    async def _attempt(self, owner: str, event_id: UUID) -> Job:
         now = self._clock.now()
         async with self._uow_factory() as uow:
             job = await uow.jobs.get(event_id, owner=owner)

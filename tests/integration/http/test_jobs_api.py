@@ -497,6 +497,8 @@ RULE_BROKEN: list[tuple[str, Any]] = [
     ("ftp callback", {"input_text": "x", "callback_url": "ftp://example.org/hook"}),
     ("callback not a URL", {"input_text": "x", "callback_url": "not a url"}),
     ("callback with no host", {"input_text": "x", "callback_url": "https://"}),
+    ("callback with NUL", {"input_text": "x", "callback_url": "https://a.test/\u0000"}),
+    ("plain http callback", {"input_text": "x", "callback_url": "http://a.test/hook"}),
     ("unknown field", {"input_text": "x", "priority": "high"}),
     ("wrong type", {"input_text": 42}),
     ("null text", {"input_text": None}),

@@ -9,6 +9,7 @@ from builders import a_job, seed
 from fakes import FakeClock, FakeUnitOfWorkFactory
 
 from application.errors import JobNotFound
+from application.ports import NoMetrics
 from application.use_cases.delete_job import DeleteJob
 from application.use_cases.get_job import GetJob
 from domain import JobStatus
@@ -17,8 +18,8 @@ JOB_ID = UUID(int=7)
 
 
 @pytest.fixture
-def delete(uow: FakeUnitOfWorkFactory) -> DeleteJob:
-    return DeleteJob(uow)
+def delete(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> DeleteJob:
+    return DeleteJob(uow, clock)
 
 
 @pytest.mark.parametrize("status", list(JobStatus))
@@ -57,3 +58,27 @@ async def test_deleting_twice_is_not_found_the_second_time(
     await delete.execute("alice", JOB_ID)
     with pytest.raises(JobNotFound):
         await delete.execute("alice", JOB_ID)
+
+
+class RecordingMetrics(NoMetrics):
+    def __init__(self) -> None:
+        self.reached: list[JobStatus] = []
+
+    def job_reached(self, status: JobStatus) -> None:
+        self.reached.append(status)
+
+
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [(JobStatus.PROCESSING, [JobStatus.CANCELLED]), (JobStatus.COMPLETED, [])],
+)
+async def test_an_unfinished_job_is_cancelled_before_it_is_erased(
+    uow: FakeUnitOfWorkFactory, clock: FakeClock, status: JobStatus, counted: list[JobStatus]
+) -> None:
+    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
+    metrics = RecordingMetrics()
+
+    await DeleteJob(uow, clock, metrics).execute("alice", JOB_ID)
+
+    assert JOB_ID not in uow.store.jobs
+    assert metrics.reached == counted

@@ -129,3 +129,15 @@ def b64(raw: bytes) -> str:
 async def test_a_bad_cursor_is_refused(list_jobs: ListJobs, cursor: str) -> None:
     with pytest.raises(InvalidCursor):
         await list_jobs.execute(ListJobsQuery(owner="alice", cursor=cursor))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [["2020-01-01T00:00:00+00:00", 5], [1, "00000000-0000-0000-0000-000000000001"], [None, None]],
+)
+async def test_a_cursor_of_the_wrong_shape_is_invalid(
+    uow: FakeUnitOfWorkFactory, content: list[object]
+) -> None:
+    cursor = base64.urlsafe_b64encode(json.dumps(content).encode()).decode()
+    with pytest.raises(InvalidCursor):
+        await ListJobs(uow).execute(ListJobsQuery("alice", cursor=cursor))

@@ -286,13 +286,13 @@ async def test_a_cancel_during_step_two_keeps_the_summary(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_job_deleted_mid_run_is_not_recreated(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM
+    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.hold(Step.SUMMARIZE)
     task = asyncio.create_task(process.execute(JOB_ID))
     await llm.wait_entered(Step.SUMMARIZE)
 
-    await DeleteJob(uow).execute("alice", JOB_ID)
+    await DeleteJob(uow, clock).execute("alice", JOB_ID)
     llm.release(Step.SUMMARIZE)
 
     assert await task is Outcome.STOPPED
@@ -302,14 +302,14 @@ async def test_a_job_deleted_mid_run_is_not_recreated(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_job_deleted_while_failing_is_not_recreated(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM
+    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.fail_next(Step.SUMMARIZE, PermanentLLMError(ErrorCode.LLM_REJECTED, "no"))
     llm.hold(Step.SUMMARIZE)
     task = asyncio.create_task(process.execute(JOB_ID))
     await llm.wait_entered(Step.SUMMARIZE)
 
-    await DeleteJob(uow).execute("alice", JOB_ID)
+    await DeleteJob(uow, clock).execute("alice", JOB_ID)
     llm.release(Step.SUMMARIZE)
 
     assert await task is Outcome.STOPPED

@@ -6,7 +6,7 @@ from uuid import UUID
 
 import pytest
 from builders import a_job, seed, stored
-from fakes import FakeClock, FakeUnitOfWorkFactory, RecordingDispatcher
+from fakes import FakeClock, FakeUnitOfWork, FakeUnitOfWorkFactory, RecordingDispatcher
 
 from application.errors import JobConflict, JobNotFound
 from application.use_cases.relay_outbox import RelayOutbox
@@ -90,3 +90,23 @@ async def test_another_owners_job_is_not_found(
         await retry.execute("bob", JOB_ID)
     assert stored(uow, JOB_ID).status is JobStatus.FAILED
     assert uow.store.outbox == []
+
+
+async def test_a_racing_change_is_read_again_not_reported(
+    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock
+) -> None:
+    seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
+    real_factory = uow.__call__
+    raced = []
+
+    def racing_uow() -> FakeUnitOfWork:
+        tx = real_factory()
+        if not raced:  # another writer commits right after this transaction's read
+            raced.append(True)
+            uow.store.jobs[JOB_ID].version += 1
+        return tx
+
+    job = await RetryJob(racing_uow, relay, clock).execute("alice", JOB_ID)
+
+    assert job.status is JobStatus.PENDING
+    assert stored(uow, JOB_ID).status is JobStatus.PENDING

@@ -50,6 +50,7 @@ def test_values_are_parsed() -> None:
     ("name", "value"),
     [
         ("DATABASE_URL", "mysql://x"),
+        ("CELERY_BROKER_URL", "amqp://guest@localhost//"),
         ("LLM_TIMEOUT_S", "soon"),
         ("LLM_MAX_ATTEMPTS", "0"),
         ("WORKER_CONCURRENCY", "-3"),
