@@ -11,7 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 from tests.support.openai_stub import StubServer
-from tests.support.served import BIN, free_port
+from tests.support.served import BIN, served
 
 DB_PASSWORD = "Db-Pa55word-7f3a"  # trust auth ignores it; it still travels in DATABASE_URL
 OPENAI_KEY = "sk-test-5e1c0a9d-never-log-me"
@@ -46,46 +46,27 @@ def test_a_full_run_logs_no_secret_and_no_text(
     logs.append(created.stderr)
     key = created.stdout.strip().splitlines()[-1]
 
-    port = free_port()
     log_file = tmp_path / "serve.log"
-    with log_file.open("w") as sink:
-        server = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(port)], env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-        try:
-            base = f"http://127.0.0.1:{port}"
-            auth = {"Authorization": f"Bearer {key}"}
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                assert time.monotonic() < deadline, log_file.read_text()
+    with served(env, log_file) as base:
+        auth = {"Authorization": f"Bearer {key}"}
+        text = f"Patients {MARKER} should receive oxygen when saturation is below 92 percent."
+        job = httpx.post(f"{base}/jobs", json={"input_text": text}, headers=auth).json()
+        # A failing job too: the provider rejects it (its message is logged, not our text).
+        openai_stub.configure(script=["ok", "400"])
+        failing = httpx.post(f"{base}/jobs", json={"input_text": text}, headers=auth).json()
+        # Refused requests: a wrong key, a broken rule with the marker in the body.
+        httpx.get(f"{base}/jobs", headers={"Authorization": f"Bearer gi_x_{MARKER}"})
+        httpx.post(f"{base}/jobs", json={"input_text": text, "metadata": {MARKER: 1}}, headers=auth)
+        json_type = auth | {"Content-Type": "application/json"}
+        httpx.post(f"{base}/jobs", content=f"{{{MARKER}", headers=json_type)
+        deadline = time.monotonic() + 30
+        for event_id in (job["event_id"], failing["event_id"]):
+            while httpx.get(f"{base}/jobs/{event_id}", headers=auth).json()["status"] in {
+                "pending",
+                "processing",
+            }:
+                assert time.monotonic() < deadline
                 time.sleep(0.1)
-            text = f"Patients {MARKER} should receive oxygen when saturation is below 92 percent."
-            job = httpx.post(f"{base}/jobs", json={"input_text": text}, headers=auth).json()
-            # A failing job too: the provider rejects it (its message is logged, not our text).
-            openai_stub.configure(script=["ok", "400"])
-            failing = httpx.post(f"{base}/jobs", json={"input_text": text}, headers=auth).json()
-            # Refused requests: a wrong key, a broken rule with the marker in the body.
-            httpx.get(f"{base}/jobs", headers={"Authorization": f"Bearer gi_x_{MARKER}"})
-            httpx.post(
-                f"{base}/jobs", json={"input_text": text, "metadata": {MARKER: 1}}, headers=auth
-            )
-            json_type = auth | {"Content-Type": "application/json"}
-            httpx.post(f"{base}/jobs", content=f"{{{MARKER}", headers=json_type)
-            for event_id in (job["event_id"], failing["event_id"]):
-                while httpx.get(f"{base}/jobs/{event_id}", headers=auth).json()["status"] in {
-                    "pending",
-                    "processing",
-                }:
-                    assert time.monotonic() < deadline + 20
-                    time.sleep(0.1)
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
     logs.append(log_file.read_text())
     captured = "\n".join(logs)
 
