@@ -1,6 +1,6 @@
 """The pure core: the job entity and its rules. Standard library only."""
 
-from domain.errors import DomainError, IllegalTransition
+from domain.errors import DomainError, IllegalTransition, InvalidOutput
 from domain.job import (
     ALLOWED_TRANSITIONS,
     TERMINAL_STATUSES,
@@ -19,6 +19,7 @@ __all__ = [
     "DomainError",
     "ErrorCode",
     "IllegalTransition",
+    "InvalidOutput",
     "Job",
     "JobError",
     "JobResult",

@@ -7,3 +7,7 @@ class DomainError(Exception):
 
 class IllegalTransition(DomainError):
     """A status change the job's rules do not allow."""
+
+
+class InvalidOutput(DomainError):
+    """A step output the job cannot keep (a blank summary, an empty checklist)."""

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
-from domain.errors import IllegalTransition
+from domain.errors import IllegalTransition, InvalidOutput
 
 
 class JobStatus(StrEnum):
@@ -180,7 +180,7 @@ class Job:
     def record_summary(self, summary: str, usage: Usage, now: datetime) -> None:
         self._require(JobStatus.PROCESSING, "record a summary on")
         if not summary.strip():
-            raise ValueError("a summary cannot be blank")
+            raise InvalidOutput("a summary cannot be blank")
         self.summary = summary
         self.usage = self.usage + usage
         self.step = Step.CHECKLIST
@@ -192,7 +192,7 @@ class Job:
         if self.summary is None:
             raise IllegalTransition("a checklist needs the summary first")
         if not items:
-            raise ValueError("a checklist needs at least one item")
+            raise InvalidOutput("a checklist needs at least one item")
         self.checklist = tuple(items)
         self.usage = self.usage + usage
         self._move(JobStatus.COMPLETED, now)

@@ -41,27 +41,51 @@ def make_key(env: dict[str, str], owner: str = "alice") -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
+def start_serving(
+    env: dict[str, str], log_path: Path, timeout_s: float = 30.0
+) -> tuple[subprocess.Popen[bytes], str]:
+    """`guideline-ingest serve` on a free port, ready; the process and its base URL.
+
+    Output is appended to `log_path` (several servers may share one log)."""
+    port = free_port()
+    with log_path.open("ab") as log:
+        process = subprocess.Popen(
+            [str(BIN), "serve", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            pass
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            raise RuntimeError(f"the server did not start: {log_path.read_text()[-3000:]}")
+        time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL if it does not end within 15 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
 @contextmanager
 def served(env: dict[str, str], log_path: Path, timeout_s: float = 30.0) -> Iterator[str]:
     """`guideline-ingest serve` on a free port until ready; yields its base URL."""
-    port = free_port()
-    with log_path.open("w") as log:
-        process = subprocess.Popen(
-            [str(BIN), "serve", "--port", str(port)], env=env, stdout=log, stderr=subprocess.STDOUT
-        )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + timeout_s
-            while True:
-                try:
-                    if httpx.get(f"{url}/health/ready", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    pass
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"the server did not start: {log_path.read_text()}")
-                time.sleep(0.1)
-            yield url
-        finally:
-            process.terminate()
-            process.wait(timeout=30)
+    process, url = start_serving(env, log_path, timeout_s)
+    try:
+        yield url
+    finally:
+        stop(process)

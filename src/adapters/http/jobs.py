@@ -144,7 +144,6 @@ class JobController(Controller):
         `Idempotency-Key` already used by this owner: the same body returns that
         job with 200, another body answers 422.
         """
-        _check_text(data.input_text)
         _check_callback_url(data.callback_url)
         reject_duplicate_keys(await request.body())
         command = SubmitJobCommand(
@@ -232,23 +231,6 @@ class JobController(Controller):
     async def erase(self, event_id: str, owner: str, delete_job: DeleteJob) -> None:
         """Deletes the job's text, outputs and metadata; a later GET answers 404."""
         await delete_job.execute(owner, parse_event_id(event_id))
-
-
-def _check_text(text: str) -> None:
-    """Rules the schema pattern cannot state: no lone surrogates (not storable as UTF-8)."""
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise ValidationException(
-            detail="Validation failed",
-            extra=[
-                {
-                    "message": "The text contains invalid Unicode (a lone surrogate).",
-                    "key": "input_text",
-                    "source": "body",
-                }
-            ],
-        ) from None
 
 
 def _check_callback_url(url: str | None) -> None:

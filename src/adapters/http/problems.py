@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -44,14 +45,28 @@ def problem(
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _http_exception(_: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+# A UTF-16 escape of half a surrogate pair: a high one not followed by a low one,
+# or a low one not preceded by a high one.
+_LONE_SURROGATE = re.compile(
+    rb"\\u[dD][89abAB][0-9a-fA-F]{2}(?!\\u[dD][c-fC-F][0-9a-fA-F]{2})"
+    rb"|(?<!\\u[dD][89abAB][0-9a-fA-F]{2})\\u[dD][c-fC-F][0-9a-fA-F]{2}"
+)
+
+
+def _has_lone_surrogate(request: Request[Any, Any, Any]) -> bool:
+    # The handler is synchronous: look at the body the failed parse already read.
+    body = getattr(request, "_body", None)
+    return isinstance(body, bytes) and _LONE_SURROGATE.search(body) is not None
+
+
+def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         # A body that parsed but broke a rule: 422 (Litestar says 400).
         return problem(422, "The request breaks a rule.", errors=exc.extra, headers=headers)
-    if exc.status_code == 400 and "surrogate" in str(exc.detail):
-        # Valid JSON syntax (a lone `\\ud800` escape) that msgspec refuses to decode: the
-        # text breaks the "valid Unicode" rule, so 422 like any other broken rule.
+    if exc.status_code == 400 and _has_lone_surrogate(request):
+        # Valid JSON syntax (a lone `\\ud800` escape) that msgspec refuses to decode (and
+        # reports in several ways): the text breaks the "valid Unicode" rule, so 422.
         return problem(
             422,
             "The request breaks a rule.",

@@ -24,7 +24,7 @@ from application.ports import (
     Summary,
     UnitOfWorkFactory,
 )
-from domain import ErrorCode, Job, JobError, JobStatus, Step
+from domain import ErrorCode, InvalidOutput, Job, JobError, JobStatus, Step
 
 log = logging.getLogger(__name__)
 T = TypeVar("T", Summary, Checklist)
@@ -123,8 +123,8 @@ class ProcessJob:
                 job,
                 lambda j: j.record_checklist(checklist.items, checklist.usage, self._clock.now()),
             )
-        except (LLMError, ValueError) as exc:
-            # ValueError: the entity refused the output (blank summary, empty checklist).
+        except (LLMError, InvalidOutput) as exc:
+            # InvalidOutput: the entity refused the output (blank summary, empty checklist).
             error = (
                 JobError(exc.code, exc.message)
                 if isinstance(exc, LLMError)

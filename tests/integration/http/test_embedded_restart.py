@@ -10,10 +10,7 @@ finish every one of them.
 from __future__ import annotations
 
 import os
-import signal
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,76 +19,21 @@ from typing import Any
 
 import httpx
 import pytest
+from tests.support.openai_stub import spawn_stub_process
+from tests.support.served import make_key, start_serving, stop
 
-ROOT = Path(__file__).resolve().parents[3]
-CLI = ROOT / ".venv" / "bin" / "guideline-ingest"
-STUB = ROOT / "tests" / "support" / "openai_stub.py"
 JOBS = 5
 
 pytestmark = pytest.mark.slow
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-@contextmanager
-def _stub(latency_ms: int) -> Iterator[str]:
-    """The stub as a child process; yields its base URL (http://127.0.0.1:<port>)."""
-    process = subprocess.Popen(
-        [sys.executable, str(STUB), "--port", "0", "--latency-ms", str(latency_ms)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("LISTENING "), f"the stub did not start: {line!r}"
-        yield f"http://127.0.0.1:{int(line.split()[1])}"
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 @contextmanager
 def _server(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    port = _free_port()
-    with log.open("ab") as out:
-        process = subprocess.Popen(
-            [str(CLI), "serve", "--port", str(port)],
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    base = f"http://127.0.0.1:{port}"
+    process, base = start_serving(env, log, timeout_s=20)
     try:
-        deadline = time.monotonic() + 20
-        while True:
-            assert process.poll() is None, f"the server exited:\n{log.read_text()[-3000:]}"
-            try:
-                if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the server never got ready:\n{log.read_text()}"
-            time.sleep(0.1)
         yield process, base
     finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        stop(process)
 
 
 def _job(base: str, key: str, event_id: str) -> dict[str, Any]:
@@ -103,9 +45,8 @@ def _job(base: str, key: str, event_id: str) -> dict[str, Any]:
 
 
 def test_killed_embedded_server_finishes_its_jobs_after_a_restart(tmp_path: Path) -> None:
-    assert CLI.is_file(), f"{CLI} missing: run `make install`"
     log = tmp_path / "server.log"
-    with _stub(latency_ms=3000) as stub:
+    with spawn_stub_process(latency_ms=3000) as stub:
         env = {
             k: v for k, v in os.environ.items() if k != "CELERY_BROKER_URL" and k != "AUTH_DISABLED"
         }
@@ -113,19 +54,11 @@ def test_killed_embedded_server_finishes_its_jobs_after_a_restart(tmp_path: Path
             DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}",
             LLM_PROVIDER="openai",
             OPENAI_API_KEY="sk-test",
-            OPENAI_BASE_URL=f"{stub}/v1",
+            OPENAI_BASE_URL=stub.url,
             LLM_TIMEOUT_S="30",
             LOG_FORMAT="json",
         )
-        made = subprocess.run(
-            [str(CLI), "keys", "create", "alice"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
-        )
-        key = made.stdout.strip().splitlines()[-1]
+        key = make_key(env, "alice")
         headers = {"Authorization": f"Bearer {key}"}
 
         # 1. Jobs submitted, the first LLM calls in flight (3 s each): kill -9.
@@ -150,7 +83,8 @@ def test_killed_embedded_server_finishes_its_jobs_after_a_restart(tmp_path: Path
         assert all(job["status"] in {"pending", "processing"} for job in before.values()), before
 
         # 2. The stub is fast now; a new server on the same database finishes them all.
-        httpx.post(f"{stub}/_stub/config", json={"latency_ms": 20}, timeout=5).raise_for_status()
+        stub_admin = f"http://127.0.0.1:{stub.port}/_stub/config"
+        httpx.post(stub_admin, json={"latency_ms": 20}, timeout=5).raise_for_status()
         with _server(env, log) as (_, base):
             deadline = time.monotonic() + 30
             pending = set(ids)

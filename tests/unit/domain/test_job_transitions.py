@@ -21,6 +21,7 @@ from domain import (
     TERMINAL_STATUSES,
     ErrorCode,
     IllegalTransition,
+    InvalidOutput,
     Job,
     JobError,
     JobResult,
@@ -172,10 +173,10 @@ def test_checklist_needs_the_summary_first() -> None:
 
 def test_blank_outputs_are_refused() -> None:
     job = job_in(R, summary=None)
-    with pytest.raises(ValueError, match="blank"):
+    with pytest.raises(InvalidOutput, match="blank"):
         job.record_summary("  \n", Usage(), T1)
     job.record_summary("S", Usage(), T1)
-    with pytest.raises(ValueError, match="at least one"):
+    with pytest.raises(InvalidOutput, match="at least one"):
         job.record_checklist((), Usage(), T1)
     assert job.status is R
     assert job.checklist is None
@@ -378,7 +379,7 @@ class JobMachine(RuleBasedStateMachine):
         """Blank outputs are refused before anything changes, whatever the status."""
         now = self._tick()
         before = self.job.copy()
-        expected = ValueError if self.job.status is R else IllegalTransition
+        expected = InvalidOutput if self.job.status is R else IllegalTransition
         with pytest.raises(expected):
             self.job.record_summary(blank, Usage(1, 1, 2), now)
         assert self.job == before
