@@ -88,7 +88,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "worker":
-        from entrypoints.celery_app import run_worker
+        from entrypoints.worker import run_worker
 
         return run_worker(settings, args.concurrency)
     if args.command == "migrate":
@@ -125,7 +125,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.persistence.migrate import upgrade
-    from entrypoints.container import build_container
+    from entrypoints.container import build_container, shutdown
 
     if settings.is_sqlite:
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -147,7 +147,7 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"key {args.key_id} revoked")
     finally:
-        await container.engine().dispose()
+        await shutdown(container)
     return 0
 
 

@@ -54,6 +54,8 @@ class Settings:
     worker_metrics_port: int | None = None
     trusted_proxies: str = "127.0.0.1"
     recovery_interval_s: float = 15.0
+    relay_interval_s: float = 2.0
+    purge_interval_s: float = 3600.0
 
     @property
     def embedded(self) -> bool:
@@ -149,8 +151,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     ),
     "LLM_PROVIDER": (
         "llm_provider",
-        _choice("openai", "offline", "fake"),
-        "openai, offline or fake",
+        _choice("openai", "offline"),
+        "openai or offline",
     ),
     "OPENAI_API_KEY": ("openai_api_key", str, "a key"),
     "OPENAI_BASE_URL": ("openai_base_url", _url("http", "https"), "an http(s):// URL"),
@@ -183,6 +185,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "API_KEY_CACHE_S": ("api_key_cache_s", _non_negative_float, "a number of seconds, 0 or more"),
     "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),
     "RECOVERY_INTERVAL_S": ("recovery_interval_s", *_FLOAT),
+    "RELAY_INTERVAL_S": ("relay_interval_s", *_FLOAT),
+    "PURGE_INTERVAL_S": ("purge_interval_s", *_FLOAT),
 }
 
 

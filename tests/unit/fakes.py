@@ -11,8 +11,8 @@ from typing import Self
 from uuid import UUID
 
 from application.errors import ConcurrencyConflict, DuplicateIdempotencyKey
-from application.ports import ApiKey, PageAfter
-from domain import Job, JobStatus
+from application.ports import PageAfter
+from domain import ApiKey, Job, JobStatus
 
 
 class FakeClock:
@@ -94,9 +94,18 @@ class InMemoryJobRepository:
         self._staged[job.event_id] = job.copy()
         self._dirty.add(job.event_id)
 
-    async def delete(self, event_id: UUID) -> bool:
+    async def delete(self, job: Job) -> bool:
+        return self._erase(job.event_id)
+
+    def _erase(self, event_id: UUID) -> bool:
         self._deleted.add(event_id)
         return self._staged.pop(event_id, None) is not None
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        counts = dict.fromkeys(JobStatus, 0)
+        for job in self._staged.values():
+            counts[job.status] += 1
+        return counts
 
     async def count_unfinished(self, owner: str) -> int:
         unfinished = {JobStatus.PENDING, JobStatus.PROCESSING}
@@ -107,7 +116,7 @@ class InMemoryJobRepository:
             (j for j in self._staged.values() if j.created_at < cutoff), key=lambda j: j.created_at
         )[:limit]
         for job in doomed:
-            await self.delete(job.event_id)
+            self._erase(job.event_id)
         return len(doomed)
 
     async def find_unfinished(
@@ -155,7 +164,10 @@ class FakeUnitOfWork:
         self._outbox = list(store.outbox)
         self._deleted: set[UUID] = set()
         self._dirty: set[UUID] = set()
-        self.jobs = InMemoryJobRepository(self._jobs, self._deleted, self._dirty)
+        # One in-memory class plays the three job ports (store, queries, sweeps).
+        self.jobs = self.queries = self.sweeps = InMemoryJobRepository(
+            self._jobs, self._deleted, self._dirty
+        )
         self.outbox = InMemoryOutbox(self._outbox)
 
     async def __aenter__(self) -> Self:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,6 +12,7 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
+from litestar.di import Provide
 from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
@@ -56,6 +58,37 @@ RULE_BROKEN = {422: _problem("A rule of the request is broken; `errors` lists th
 LOCATION = [
     ResponseHeader(name="Location", description="/jobs/{event_id}", documentation_only=True)
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class JobUseCases:
+    """The use cases the /jobs routes call, given by the composition root."""
+
+    submit_job: SubmitJob
+    get_job: GetJob
+    list_jobs: ListJobs
+    cancel_job: CancelJob
+    retry_job: RetryJob
+    delete_job: DeleteJob
+
+
+def _given(value: object) -> Provide:
+    def provide() -> object:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
+
+
+def job_dependencies(use_cases: JobUseCases) -> dict[str, Provide]:
+    """The handlers' use-case parameters, each bound to its use case."""
+    return {
+        "submit_job": _given(use_cases.submit_job),
+        "get_job": _given(use_cases.get_job),
+        "list_jobs": _given(use_cases.list_jobs),
+        "cancel_job": _given(use_cases.cancel_job),
+        "retry_job": _given(use_cases.retry_job),
+        "delete_job": _given(use_cases.delete_job),
+    }
 
 
 def parse_event_id(event_id: str) -> UUID:

@@ -61,6 +61,8 @@ def _has_lone_surrogate(request: Request[Any, Any, Any]) -> bool:
 
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
+    if isinstance(exc, ValidationException) and getattr(request, "_body", None) == b"":
+        return problem(400, "The request body is empty; send a JSON object.", headers=headers)
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         # A body that parsed but broke a rule: 422 (Litestar says 400).
         return problem(422, "The request breaks a rule.", errors=exc.extra, headers=headers)

@@ -6,7 +6,7 @@ Rows are mapped to `domain.Job` here, so no SQL row ever leaves the adapter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -125,11 +125,13 @@ _UPDATE_JOB = update(jobs).where(
 )
 
 
-class SqlJobRepository:
-    """`JobRepository` on one connection inside the unit of work's transaction."""
-
+class _OnConnection:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+
+class SqlJobStore(_OnConnection):
+    """`JobStore` on one connection inside the unit of work's transaction."""
 
     def _insert(self, job: Job) -> Insert:
         """The INSERT of a keyed job: it does nothing on an idempotency clash.
@@ -175,6 +177,25 @@ class SqlJobRepository:
         return row_to_job(row) if row is not None else None
 
     @translate_errors
+    async def save(self, job: Job) -> None:
+        values = {k: v for k, v in job_to_row(job).items() if k not in _IMMUTABLE}
+        values.update(version=job.version + 1, b_event_id=job.event_id, b_version=job.version)
+        result = await self._conn.execute(_UPDATE_JOB, values)
+        if result.rowcount == 0:
+            raise ConcurrencyConflict(f"job {job.event_id} changed since version {job.version}")
+        job.version += 1
+
+    @translate_errors
+    async def delete(self, job: Job) -> bool:
+        await self._conn.execute(delete(outbox).where(outbox.c.event_id == job.event_id))
+        result = await self._conn.execute(delete(jobs).where(jobs.c.event_id == job.event_id))
+        return result.rowcount > 0
+
+
+class SqlJobQueries(_OnConnection):
+    """`JobQueries`: the API's reads."""
+
+    @translate_errors
     async def get_by_idempotency_key(self, owner: str, key: str) -> Job | None:
         query = select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
         row = (await self._conn.execute(query)).mappings().one_or_none()
@@ -200,27 +221,24 @@ class SqlJobRepository:
         return [row_to_job(row) for row in rows]
 
     @translate_errors
-    async def save(self, job: Job) -> None:
-        values = {k: v for k, v in job_to_row(job).items() if k not in _IMMUTABLE}
-        values.update(version=job.version + 1, b_event_id=job.event_id, b_version=job.version)
-        result = await self._conn.execute(_UPDATE_JOB, values)
-        if result.rowcount == 0:
-            raise ConcurrencyConflict(f"job {job.event_id} changed since version {job.version}")
-        job.version += 1
-
-    @translate_errors
-    async def delete(self, event_id: UUID) -> bool:
-        await self._conn.execute(delete(outbox).where(outbox.c.event_id == event_id))
-        result = await self._conn.execute(delete(jobs).where(jobs.c.event_id == event_id))
-        return result.rowcount > 0
-
-    @translate_errors
     async def count_unfinished(self, owner: str) -> int:
         query = select(func.count()).where(
             jobs.c.owner == owner,
             jobs.c.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
         )
         return int((await self._conn.execute(query)).scalar_one())
+
+    @translate_errors
+    async def count_by_status(self) -> Mapping[JobStatus, int]:
+        query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        counts = dict.fromkeys(JobStatus, 0)
+        for status, count in (await self._conn.execute(query)).tuples():
+            counts[JobStatus(status)] = int(count)
+        return counts
+
+
+class SqlJobSweeps(_OnConnection):
+    """`JobSweeps`: the periodic chores' batch work."""
 
     @translate_errors
     async def delete_created_before(self, cutoff: datetime, limit: int) -> int:

@@ -9,19 +9,28 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.persistence.errors import storage_errors
-from adapters.persistence.repository import SqlJobRepository, SqlOutbox
+from adapters.persistence.repository import SqlJobQueries, SqlJobStore, SqlJobSweeps, SqlOutbox
 from application.errors import StorageUnavailable
-from application.ports import JobRepository, Outbox, UnitOfWork, UnitOfWorkFactory
+from application.ports import (
+    JobQueries,
+    JobStore,
+    JobSweeps,
+    Outbox,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 
 class SqlUnitOfWork:
     """`UnitOfWork`: a connection and its transaction, open while the block runs.
 
-    `jobs` and `outbox` exist once the block is entered. Leaving the block
+    `jobs`, `queries`, `sweeps` and `outbox` exist once the block is entered. Leaving the block
     rolls back whatever was not committed and returns the connection.
     """
 
-    jobs: JobRepository
+    jobs: JobStore
+    queries: JobQueries
+    sweeps: JobSweeps
     outbox: Outbox
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -39,7 +48,9 @@ class SqlUnitOfWork:
                 await conn.close()
                 raise
         self._conn = conn
-        self.jobs = SqlJobRepository(conn)
+        self.jobs = SqlJobStore(conn)
+        self.queries = SqlJobQueries(conn)
+        self.sweeps = SqlJobSweeps(conn)
         self.outbox = SqlOutbox(conn)
         return self
 

@@ -10,7 +10,7 @@ from application.errors import (
     InsecureCallback,
     TooManyJobsInFlight,
 )
-from application.ports import Clock, IdFactory, JobRepository, UnitOfWorkFactory
+from application.ports import Clock, IdFactory, JobQueries, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
 from domain import Job
 
@@ -84,7 +84,7 @@ class SubmitJob:
         )
         try:
             async with self._uow_factory() as uow:
-                await self._check_inflight(uow.jobs, command.owner)
+                await self._check_inflight(uow.queries, command.owner)
                 await uow.jobs.add(job)
                 await uow.outbox.add(job.event_id, now)
                 await uow.commit()
@@ -96,7 +96,7 @@ class SubmitJob:
         await self._relay.publish_now([job.event_id])
         return SubmitJobResult(job, created=True)
 
-    async def _check_inflight(self, jobs: JobRepository, owner: str) -> None:
+    async def _check_inflight(self, jobs: JobQueries, owner: str) -> None:
         if self._max_inflight is None:
             return
         if await jobs.count_unfinished(owner) >= self._max_inflight:
@@ -108,7 +108,7 @@ class SubmitJob:
     async def _existing(self, command: SubmitJobCommand) -> Job | None:
         assert command.idempotency_key is not None
         async with self._uow_factory() as uow:
-            job = await uow.jobs.get_by_idempotency_key(command.owner, command.idempotency_key)
+            job = await uow.queries.get_by_idempotency_key(command.owner, command.idempotency_key)
         if job is not None and job.request_fingerprint != command.request_fingerprint:
             raise IdempotencyMismatch(
                 "This Idempotency-Key was already used with a different request body."

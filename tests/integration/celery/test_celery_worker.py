@@ -16,8 +16,7 @@ import pytest
 from psycopg import sql
 from tests.integration.celery.celery_stack import GUIDELINE, PrivateRedis, Stack, StubControl
 
-from entrypoints.celery_app import TaskName, create_celery_app
-from entrypoints.settings import Settings
+from adapters.queue.celery_app import TaskName, create_celery_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(90)]
 Job = dict[str, Any]
@@ -165,7 +164,7 @@ def test_a_duplicate_task_message_costs_one_set_of_llm_calls(
     stack: Stack, stub: StubControl
 ) -> None:
     stub.configure(latency_ms=500)
-    celery_app = create_celery_app(Settings(celery_broker_url=stack.broker_url))
+    celery_app = create_celery_app(stack.broker_url, visibility_timeout_s=3600)
     with stack.client() as client:
         event_id = submit(client).json()["event_id"]
         for _ in range(2):
@@ -216,7 +215,7 @@ def wait_until_in_flight(stub: StubControl, count: int, timeout: float = 10.0) -
 
 
 def test_malformed_id_messages_are_dropped_not_retried(stack: Stack) -> None:
-    celery_app = create_celery_app(Settings(celery_broker_url=stack.broker_url))
+    celery_app = create_celery_app(stack.broker_url, visibility_timeout_s=3600)
     celery_app.send_task(TaskName.PROCESS_JOB, args=["not-a-uuid"])
     celery_app.send_task(TaskName.PROCESS_JOB, args=[str(uuid.uuid4())])  # unknown job
     deadline = time.monotonic() + 10

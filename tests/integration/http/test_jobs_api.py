@@ -17,14 +17,15 @@ from uuid import uuid4
 import pytest
 from http_support import (
     Client,
+    CountedRuns,
     assert_problem,
     bearer,
     in_app,
     is_terminal,
     wait_for,
 )
+from tests.support.fake_llm import DEFAULT_USAGE, FakeLLM
 
-from adapters.llm.fake import DEFAULT_USAGE, FakeLLM
 from application.errors import PermanentLLMError
 from domain import ErrorCode
 from entrypoints.container import Container
@@ -70,10 +71,10 @@ async def submit(client: Client, headers: Headers, text: str = GUIDELINE, **extr
     return response.json()
 
 
-def _wait_idle(container: Container, timeout: float = 5.0) -> None:
+def _wait_idle(runs: CountedRuns, timeout: float = 10.0) -> None:
     """Until the in-process dispatcher runs no job."""
     deadline = time.monotonic() + timeout
-    while container.dispatcher().busy:
+    while runs.running:
         assert time.monotonic() < deadline, "the dispatcher never went idle"
         time.sleep(0.02)
 
@@ -302,7 +303,7 @@ async def test_cancel_a_pending_job(
 
 
 async def test_a_job_cancelled_mid_step_stays_cancelled_after_the_step_returns(
-    client: Client, alice: Headers, fake_llm: FakeLLM, container: Container
+    client: Client, alice: Headers, fake_llm: FakeLLM, runs: CountedRuns
 ) -> None:
     _hold(client, fake_llm, "summarize")
     job = await submit(client, alice)
@@ -314,7 +315,7 @@ async def test_a_job_cancelled_mid_step_stays_cancelled_after_the_step_returns(
     assert response.json()["status"] == "cancelled"
     assert response.json()["step"] is None
     _release(client, fake_llm, "summarize")
-    _wait_idle(container)
+    _wait_idle(runs)
     after = (await client.get(f"/jobs/{job['event_id']}", headers=alice)).json()
     assert after["status"] == "cancelled"
     assert after["checklist"] is None
@@ -426,7 +427,7 @@ async def test_delete_erases_the_job(client: Client, alice: Headers) -> None:
 
 
 async def test_delete_a_processing_job(
-    client: Client, alice: Headers, fake_llm: FakeLLM, container: Container
+    client: Client, alice: Headers, fake_llm: FakeLLM, runs: CountedRuns
 ) -> None:
     _hold(client, fake_llm, "summarize")
     job = await submit(client, alice)
@@ -435,7 +436,7 @@ async def test_delete_a_processing_job(
     assert (await client.delete(f"/jobs/{job['event_id']}", headers=alice)).status_code == 204
 
     _release(client, fake_llm, "summarize")
-    _wait_idle(container)
+    _wait_idle(runs)
     assert_problem(await client.get(f"/jobs/{job['event_id']}", headers=alice), 404)
 
 
