@@ -63,6 +63,25 @@ def log_events(text: str) -> list[dict[str, Any]]:
     return events
 
 
+def test_the_api_metrics_show_jobs_the_worker_completed(stack: Stack, stub: StubControl) -> None:
+    """The worker counts its own moves in its process; the API's /metrics still shows
+    every job by status, read from the database (`guideline_jobs{status}`)."""
+    with stack.client() as client:
+        event_id = submit(client).json()["event_id"]
+        wait_job(client, event_id, completed)
+        text = ""
+        deadline = time.monotonic() + 15  # the gauge is cached for a few seconds
+        while time.monotonic() < deadline:
+            text = client.get("/metrics").text
+            if 'guideline_jobs{status="completed"} 1.0' in text:
+                break
+            time.sleep(0.5)
+    assert 'guideline_jobs{status="completed"} 1.0' in text, text
+    assert 'guideline_jobs{status="pending"} 0.0' in text
+    # The API process itself only saw the submit among the moves it counts.
+    assert 'guideline_jobs_total{status="pending"} 1.0' in text
+
+
 def test_a_submitted_job_completes_with_the_llm_outputs(stack: Stack, stub: StubControl) -> None:
     with stack.client() as client:
         response = submit(client)

@@ -773,6 +773,52 @@ async def test_metrics_count_jobs_and_requests(client: Client, alice: Headers) -
     assert 'method="POST"' in text
 
 
+def _sample(text: str, family: str, status: str) -> float:
+    prefix = f'{family}{{status="{status}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, (prefix, lines)
+    return float(lines[0].removeprefix(prefix))
+
+
+async def test_status_counters_come_from_every_move_and_the_gauge_from_the_database(
+    client: Client, alice: Headers, fake_llm: FakeLLM
+) -> None:
+    done = await submit(client, alice)
+    await wait_for(client, done["event_id"], alice, lambda j: j["status"] == "completed")
+    _hold(client, fake_llm, "summarize")
+    held = await submit(client, alice)
+    await wait_for(client, held["event_id"], alice, _processing_at("summarize"))
+    assert (await client.post(f"/jobs/{held['event_id']}/cancel", headers=alice)).is_success
+
+    text = (await client.get("/metrics")).text
+
+    # Counters: jobs reaching each status, derived from the domain events.
+    assert _sample(text, "guideline_jobs_total", "pending") == 2  # both submits
+    assert _sample(text, "guideline_jobs_total", "processing") == 2
+    assert _sample(text, "guideline_jobs_total", "completed") == 1
+    assert _sample(text, "guideline_jobs_total", "cancelled") == 1
+    # Gauge: jobs in each status now, read from the database.
+    assert _sample(text, "guideline_jobs", "completed") == 1
+    assert _sample(text, "guideline_jobs", "cancelled") == 1
+    assert _sample(text, "guideline_jobs", "pending") == 0
+
+
+async def test_an_empty_body_is_a_400_that_says_so(client: Client, alice: Headers) -> None:
+    response = await client.post(
+        "/jobs", content=b"", headers={**alice, "Content-Type": "application/json"}
+    )
+    problem = assert_problem(response, 400)
+    assert "empty" in problem["detail"]
+
+
+async def test_the_openapi_document_is_served_once_at_openapi_json(client: Client) -> None:
+    document = await client.get("/openapi.json")
+    assert document.status_code == 200
+    assert document.headers["content-type"].startswith("application/json")
+    for uncorrected in ("/schema", "/schema/openapi.json", "/openapi.json/openapi.json"):
+        assert (await client.get(uncorrected)).status_code == 404, uncorrected
+
+
 async def test_openapi_document_describes_every_jobs_operation(client: Client) -> None:
     response = await client.get("/openapi.json")
     assert response.status_code == 200
