@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from domain import ErrorCode, JobStatus, Step, Usage
+from domain import CallbackStatus, ErrorCode, JobStatus, Step, Usage
 
 
 class NoMetrics:
@@ -18,4 +18,7 @@ class NoMetrics:
         return None
 
     def outbox_backlog(self, rows: int) -> None:
+        return None
+
+    def callback_try(self, outcome: CallbackStatus) -> None:
         return None

@@ -1,6 +1,7 @@
 """The pure core: the job entity, its state machine and events; API keys. Standard library only."""
 
 from domain.api_key import ApiKey
+from domain.callback import EVENT_TYPES, CallbackDelivery, CallbackStatus
 from domain.errors import DomainError, IllegalTransition, InvalidOutput
 from domain.events import JobEvent, StatusChanged, StepStarted
 from domain.job import (
@@ -16,9 +17,12 @@ from domain.status import TERMINAL_STATUSES, JobStatus, Step
 
 __all__ = [
     "ALLOWED_TRANSITIONS",
+    "EVENT_TYPES",
     "MOVES",
     "TERMINAL_STATUSES",
     "ApiKey",
+    "CallbackDelivery",
+    "CallbackStatus",
     "DomainError",
     "ErrorCode",
     "IllegalTransition",

@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
+from domain.callback import CallbackDelivery
 from domain.errors import IllegalTransition, InvalidOutput
 from domain.events import JobEvent, StatusChanged, StepStarted
 from domain.status import JobStatus, Step
@@ -109,6 +110,8 @@ class Job:
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
     version: int = 0
+    # How its callback went (read with the job for display; written by its own store).
+    callback: CallbackDelivery | None = None
     events: list[JobEvent] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
@@ -285,4 +288,5 @@ class Job:
 
     def copy(self) -> Job:
         """A detached copy without pending events (in-memory stores mimic a round trip)."""
-        return replace(self, metadata=dict(self.metadata), events=[])
+        callback = self.callback.copy() if self.callback is not None else None
+        return replace(self, metadata=dict(self.metadata), callback=callback, events=[])

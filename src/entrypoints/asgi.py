@@ -100,6 +100,9 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             cancel_job=container.cancel_job(),
             retry_job=container.retry_job(),
             delete_job=container.delete_job(),
+            wait_for_job=container.wait_for_job(),
+            follow_job=container.follow_job(),
+            redeliver_callback=container.redeliver_callback(),
         ),
         authenticate=None if settings.auth_disabled else container.authenticate_api_key().execute,
         rate_limits=RateLimits(

@@ -5,8 +5,9 @@ server, or each Celery worker) hosts all of them; an API process with a broker
 hosts only the relay (to publish what its fast path could not). Running a
 chore in several processes at once is harmless by design: the relay takes rows
 with `FOR UPDATE SKIP LOCKED`, recovery changes a job only with a
-compare-and-set, a duplicate dispatch is a no-op at the claim, and erasing an
-erased job finds it gone.
+compare-and-set, a duplicate dispatch is a no-op at the claim, erasing an
+erased job finds it gone, and a callback delivery is taken with `FOR UPDATE
+SKIP LOCKED` and held while it is tried.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class ChoreName(StrEnum):
     RELAY = "relay"  # publish outbox rows the fast path left behind
     RECOVER = "recover"  # stuck processing jobs and forgotten pending ones
     PURGE = "purge"  # the retention period
+    DELIVER = "deliver"  # callbacks that are due
 
 
 JOB_HOST_CHORES = frozenset(ChoreName)
@@ -51,16 +53,24 @@ class ChoreWork:
         relay: Callable[[], Awaitable[object]],
         recover: Callable[[], Awaitable[object]],
         purge: Callable[[], Awaitable[object]],
+        deliver: Callable[[], Awaitable[object]],
     ) -> None:
-        self.by_name = {ChoreName.RELAY: relay, ChoreName.RECOVER: recover, ChoreName.PURGE: purge}
+        self.by_name = {
+            ChoreName.RELAY: relay,
+            ChoreName.RECOVER: recover,
+            ChoreName.PURGE: purge,
+            ChoreName.DELIVER: deliver,
+        }
 
 
 def declare_chores(settings: Settings, work: ChoreWork) -> list[Chore]:
-    """Every chore with its interval (RELAY_INTERVAL_S, RECOVERY_INTERVAL_S, PURGE_INTERVAL_S)."""
+    """Every chore with its interval (RELAY_INTERVAL_S, RECOVERY_INTERVAL_S,
+    PURGE_INTERVAL_S, CALLBACK_INTERVAL_S)."""
     intervals = {
         ChoreName.RELAY: settings.relay_interval_s,
         ChoreName.RECOVER: settings.recovery_interval_s,
         ChoreName.PURGE: settings.purge_interval_s,
+        ChoreName.DELIVER: settings.callback_interval_s,
     }
     return [Chore(name, intervals[name], work.by_name[name]) for name in ChoreName]
 

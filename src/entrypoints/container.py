@@ -17,8 +17,11 @@ from celery import Celery
 from dependency_injector import containers, providers
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from adapters.http.schemas import callback_body, job_document
 from adapters.llm.offline import OfflineLLM
 from adapters.llm.openai_gateway import OpenAIGateway, make_openai_client
+from adapters.notify.local import LocalChangeFeed
+from adapters.notify.redis import RedisChangeFeed
 from adapters.observability.metrics import PrometheusMetrics
 from adapters.persistence.api_keys import SqlApiKeyStore
 from adapters.persistence.engine import make_engine
@@ -28,7 +31,8 @@ from adapters.queue.celery_dispatcher import PUBLISH_THREADS, CeleryDispatcher
 from adapters.queue.inprocess import InProcessDispatcher
 from adapters.ratelimit.memory import MemoryRateLimiter
 from adapters.ratelimit.redis import RedisRateLimiter
-from application.events import count_statuses, publishing
+from adapters.webhooks.sender import HttpWebhookSender
+from application.events import announce_changes, count_statuses, publishing, schedule_callbacks
 from application.llm_retry import LLMRetryPolicy, RetrySettings
 from application.ports import JobDispatcher, ManagedDispatcher
 from application.use_cases.api_keys import (
@@ -40,14 +44,17 @@ from application.use_cases.api_keys import (
 from application.use_cases.cancel_job import CancelJob
 from application.use_cases.count_jobs import CountJobs
 from application.use_cases.delete_job import DeleteJob
+from application.use_cases.deliver_callbacks import CallbackSettings, DeliverCallbacks
 from application.use_cases.get_job import GetJob
 from application.use_cases.list_jobs import ListJobs
 from application.use_cases.process_job import ProcessJob, ProcessSettings
 from application.use_cases.purge_expired_jobs import PurgeExpiredJobs
 from application.use_cases.recover_stuck_jobs import RecoverStuckJobs, RecoverySettings
+from application.use_cases.redeliver_callback import RedeliverCallback
 from application.use_cases.relay_outbox import RelayOutbox
 from application.use_cases.retry_job import RetryJob
 from application.use_cases.submit_job import SubmitJob
+from application.use_cases.watch_job import FollowJob, WaitForJob
 from entrypoints.chores import ChoreWork, declare_chores
 from entrypoints.resources import Resources
 from entrypoints.settings import Settings
@@ -111,6 +118,21 @@ def _redis_rate_limiter(resources: Resources, settings: Settings) -> RedisRateLi
     return resources.opened("rate-limit Redis client", limiter, limiter.aclose)
 
 
+def _webhook_sender(resources: Resources, settings: Settings) -> HttpWebhookSender:
+    sender = HttpWebhookSender(
+        settings.signing_secrets,
+        settings.webhook_timeout_s,
+        allow_private=settings.callbacks_allow_private,
+    )
+    return resources.opened("callback HTTP client", sender, sender.aclose)
+
+
+def _redis_change_feed(resources: Resources, settings: Settings) -> RedisChangeFeed:
+    assert settings.celery_broker_url is not None
+    feed = RedisChangeFeed(settings.celery_broker_url)
+    return resources.opened("change feed Redis client", feed, feed.aclose)
+
+
 def _relay(
     resources: Resources,
     uow_factory: object,
@@ -136,10 +158,25 @@ class Container(containers.DeclarativeContainer):
     metrics = providers.Singleton(PrometheusMetrics)
 
     engine = providers.Singleton(_engine, resources, settings)
-    # Every unit of work publishes its jobs' events after commit (metrics count them).
-    event_handlers = providers.List(providers.Callable(count_statuses, metrics))
+    # Live progress: in-process in embedded mode, Redis pub/sub across processes.
+    change_feed = providers.Selector(
+        providers.Callable(_run_mode, settings),
+        embedded=providers.Singleton(LocalChangeFeed),
+        celery=providers.Singleton(_redis_change_feed, resources, settings),
+    )
+    # Every unit of work records a terminal job's callback delivery in the same
+    # transaction, then publishes its jobs' events after commit (metrics count
+    # them; live-progress waiters hear of the change).
+    event_handlers = providers.List(
+        providers.Callable(count_statuses, metrics),
+        providers.Callable(announce_changes, change_feed, providers.Object(job_document)),
+    )
+    before_commit = providers.List(providers.Callable(schedule_callbacks, ids))
     uow_factory = providers.Singleton(
-        publishing, providers.Singleton(sql_unit_of_work_factory, engine), event_handlers
+        publishing,
+        providers.Singleton(sql_unit_of_work_factory, engine),
+        event_handlers,
+        before_commit,
     )
     api_key_store = providers.Singleton(SqlApiKeyStore, engine)
 
@@ -201,6 +238,20 @@ class Container(containers.DeclarativeContainer):
     purge_expired_jobs = providers.Singleton(
         PurgeExpiredJobs, uow_factory, clock, settings.provided.job_retention_days
     )
+    deliver_callbacks = providers.Singleton(
+        DeliverCallbacks,
+        uow_factory,
+        providers.Singleton(_webhook_sender, resources, settings),
+        providers.Object(callback_body),
+        clock,
+        metrics,
+        providers.Singleton(
+            CallbackSettings,
+            timeout_s=settings.provided.webhook_timeout_s,
+            backoff_base_s=settings.provided.webhook_backoff_base_s,
+            max_attempts=settings.provided.webhook_max_attempts,
+        ),
+    )
     chores = providers.Singleton(
         declare_chores,
         settings,
@@ -209,6 +260,7 @@ class Container(containers.DeclarativeContainer):
             relay=relay_outbox.provided.catch_up,
             recover=recover_stuck_jobs.provided.execute,
             purge=purge_expired_jobs.provided.execute,
+            deliver=deliver_callbacks.provided.execute,
         ),
     )
 
@@ -220,6 +272,8 @@ class Container(containers.DeclarativeContainer):
         ids,
         max_inflight_per_owner=settings.provided.max_inflight_per_owner,
         callbacks_allow_http=settings.provided.callbacks_allow_http,
+        callbacks_enabled=providers.Callable(lambda s: bool(s.signing_secrets), settings),
+        callbacks_allow_private=settings.provided.callbacks_allow_private,
     )
     # Shared by every API process through Redis where there is one; else per process.
     rate_limiter = providers.Selector(
@@ -233,6 +287,11 @@ class Container(containers.DeclarativeContainer):
     retry_job = providers.Singleton(RetryJob, uow_factory, relay_outbox, clock)
     delete_job = providers.Singleton(DeleteJob, uow_factory, clock)
     count_jobs = providers.Singleton(CountJobs, uow_factory)
+    wait_for_job = providers.Singleton(WaitForJob, uow_factory, change_feed)
+    follow_job = providers.Singleton(
+        FollowJob, uow_factory, change_feed, providers.Object(job_document)
+    )
+    redeliver_callback = providers.Singleton(RedeliverCallback, uow_factory, clock)
 
     create_api_key = providers.Singleton(CreateApiKey, api_key_store, clock)
     authenticate_api_key = providers.Singleton(

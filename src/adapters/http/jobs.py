@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
@@ -17,6 +18,7 @@ from litestar.exceptions import ClientException, HTTPException, ValidationExcept
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from adapters.http.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -33,8 +35,10 @@ from application.use_cases.cancel_job import CancelJob
 from application.use_cases.delete_job import DeleteJob
 from application.use_cases.get_job import GetJob
 from application.use_cases.list_jobs import ListJobs, ListJobsQuery
+from application.use_cases.redeliver_callback import RedeliverCallback
 from application.use_cases.retry_job import RetryJob
 from application.use_cases.submit_job import SubmitJob, SubmitJobCommand
+from application.use_cases.watch_job import FollowJob, WaitForJob
 from domain import JobStatus
 
 
@@ -70,6 +74,9 @@ class JobUseCases:
     cancel_job: CancelJob
     retry_job: RetryJob
     delete_job: DeleteJob
+    wait_for_job: WaitForJob
+    follow_job: FollowJob
+    redeliver_callback: RedeliverCallback
 
 
 def _given(value: object) -> Provide:
@@ -88,6 +95,9 @@ def job_dependencies(use_cases: JobUseCases) -> dict[str, Provide]:
         "cancel_job": _given(use_cases.cancel_job),
         "retry_job": _given(use_cases.retry_job),
         "delete_job": _given(use_cases.delete_job),
+        "wait_for_job": _given(use_cases.wait_for_job),
+        "follow_job": _given(use_cases.follow_job),
+        "redeliver_callback": _given(use_cases.redeliver_callback),
     }
 
 
@@ -222,9 +232,74 @@ class JobController(Controller):
         summary="Get one job",
         responses={**NOT_FOUND, **AUTH_ERRORS},
     )
-    async def get_job(self, event_id: str, owner: str, get_job: GetJob) -> JobView:
+    async def get_job(
+        self,
+        event_id: str,
+        owner: str,
+        get_job: GetJob,
+        wait_for_job: WaitForJob,
+        wait: Annotated[
+            float | None,
+            Parameter(
+                ge=0,
+                le=60,
+                description=(
+                    "Long poll: hold the answer up to this many seconds (0-60) until the "
+                    "job is finished; a finished job answers at once."
+                ),
+            ),
+        ] = None,
+    ) -> JobView:
         """The job with its input text, its status and whatever outputs exist so far."""
-        return job_view(await get_job.execute(owner, parse_event_id(event_id)))
+        job_id = parse_event_id(event_id)
+        if wait:
+            return job_view(await wait_for_job.execute(owner, job_id, wait))
+        return job_view(await get_job.execute(owner, job_id))
+
+    @get(
+        "/{event_id:str}/events",
+        operation_id="followJob",
+        summary="Follow a job as it changes (Server-Sent Events)",
+        media_type="text/event-stream",
+        responses={**NOT_FOUND, **AUTH_ERRORS},
+    )
+    async def follow(self, event_id: str, owner: str, follow_job: FollowJob) -> ServerSentEvent:
+        """`text/event-stream`: the job at once, then one `event: job` per change of its
+        status or step (`id:` is the job's version, `data:` the job without
+        input_text); a comment at least every 15 s; the stream ends after the
+        finished state. A missing or foreign job answers 404 before any stream."""
+        changes = await follow_job.start(owner, parse_event_id(event_id))
+
+        async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            async for change in changes:
+                if change is None:
+                    yield ServerSentEventMessage(comment="keep-alive", data=None)
+                else:
+                    yield ServerSentEventMessage(
+                        data=change.document.decode(), event="job", id=change.version
+                    )
+
+        return ServerSentEvent(
+            messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+
+    @post(
+        "/{event_id:str}/callback/redeliver",
+        operation_id="redeliverCallback",
+        summary="Send a finished job's callback again",
+        status_code=202,
+        responses={
+            404: _problem("No such job for this owner, or the job has no callback_url."),
+            409: _problem("The job is not finished yet."),
+            **AUTH_ERRORS,
+        },
+    )
+    async def redeliver(
+        self, event_id: str, owner: str, redeliver_callback: RedeliverCallback
+    ) -> Response[JobView]:
+        """A new try of the same event (the same `webhook-id`), due at once."""
+        view = job_view(await redeliver_callback.execute(owner, parse_event_id(event_id)))
+        return Response(view, status_code=202)
 
     @post(
         "/{event_id:str}/cancel",

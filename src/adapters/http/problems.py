@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from application.errors import (
+    CallbacksDisabled,
     ConcurrencyConflict,
     DuplicateIdempotencyKey,
     IdempotencyMismatch,
@@ -19,6 +20,8 @@ from application.errors import (
     InvalidCursor,
     JobConflict,
     JobNotFound,
+    NoCallback,
+    RefusedDestination,
     StorageUnavailable,
     TooManyJobsInFlight,
 )
@@ -100,7 +103,11 @@ def _conflict(_: Request[Any, Any, Any], exc: JobConflict) -> Response[Any]:
     return problem(409, str(exc))
 
 
-def _insecure_callback(_: Request[Any, Any, Any], exc: InsecureCallback) -> Response[Any]:
+def _no_callback(_: Request[Any, Any, Any], exc: NoCallback) -> Response[Any]:
+    return problem(404, str(exc))
+
+
+def _insecure_callback(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     field = {"message": str(exc), "key": "callback_url", "source": "body"}
     return problem(422, "The request breaks a rule.", errors=[field])
 
@@ -149,6 +156,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConcurrencyConflict: _changed_meanwhile,
     DuplicateIdempotencyKey: _changed_meanwhile,
     InsecureCallback: _insecure_callback,
+    CallbacksDisabled: _insecure_callback,
+    RefusedDestination: _insecure_callback,
+    NoCallback: _no_callback,
     InvalidCursor: _unprocessable,
     StorageUnavailable: _unavailable,
     TooManyJobsInFlight: _too_many,

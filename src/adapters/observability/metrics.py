@@ -16,7 +16,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from domain import ErrorCode, JobStatus, Step, Usage
+from domain import CallbackStatus, ErrorCode, JobStatus, Step, Usage
 
 
 class PrometheusMetrics:
@@ -59,6 +59,12 @@ class PrometheusMetrics:
             ["status"],
             registry=self.stored_registry,
         )
+        self._callbacks = Counter(
+            "guideline_webhook_deliveries",
+            "Callback delivery tries by outcome (delivered, waiting to try again, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._http = Counter(
             "guideline_http_requests",
             "HTTP requests.",
@@ -87,6 +93,9 @@ class PrometheusMetrics:
     def serve(self, port: int) -> None:
         """Serve this process's metrics on `port` (a worker has no HTTP API)."""
         start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104 - scraped over the network
+
+    def callback_try(self, outcome: CallbackStatus) -> None:
+        self._callbacks.labels(outcome=outcome.value).inc()
 
     def stored_jobs(self, counts: Mapping[JobStatus, int]) -> None:
         """The jobs in each status now (`guideline_jobs{status}`), as read from the database."""

@@ -9,9 +9,16 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.persistence.errors import storage_errors
-from adapters.persistence.repository import SqlJobQueries, SqlJobStore, SqlJobSweeps, SqlOutbox
+from adapters.persistence.repository import (
+    SqlCallbackStore,
+    SqlJobQueries,
+    SqlJobStore,
+    SqlJobSweeps,
+    SqlOutbox,
+)
 from application.errors import StorageUnavailable
 from application.ports import (
+    CallbackStore,
     JobQueries,
     JobStore,
     JobSweeps,
@@ -32,6 +39,7 @@ class SqlUnitOfWork:
     queries: JobQueries
     sweeps: JobSweeps
     outbox: Outbox
+    callbacks: CallbackStore
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -52,6 +60,7 @@ class SqlUnitOfWork:
         self.queries = SqlJobQueries(conn)
         self.sweeps = SqlJobSweeps(conn)
         self.outbox = SqlOutbox(conn)
+        self.callbacks = SqlCallbackStore(conn)
         return self
 
     async def __aexit__(

@@ -4,6 +4,8 @@ Each module holds one concern; this package re-exports them all.
 """
 
 from application.ports.api_keys import ApiKeyStore
+from application.ports.callbacks import CallbackBodies, CallbackStore, SendResult, WebhookSender
+from application.ports.changes import ChangeFeed, ChangeStream, JobChange, JobRenderer
 from application.ports.clock import Clock, IdFactory
 from application.ports.dispatch import JobDispatcher, Lifecycle, ManagedDispatcher
 from application.ports.jobs import JobQueries, JobStore, JobSweeps, PageAfter
@@ -15,11 +17,17 @@ from application.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 __all__ = [
     "ApiKeyStore",
+    "CallbackBodies",
+    "CallbackStore",
+    "ChangeFeed",
+    "ChangeStream",
     "Checklist",
     "Clock",
     "IdFactory",
+    "JobChange",
     "JobDispatcher",
     "JobQueries",
+    "JobRenderer",
     "JobStore",
     "JobSweeps",
     "LLMGateway",
@@ -30,7 +38,9 @@ __all__ = [
     "PageAfter",
     "RateDecision",
     "RateLimiter",
+    "SendResult",
     "Summary",
     "UnitOfWork",
     "UnitOfWorkFactory",
+    "WebhookSender",
 ]

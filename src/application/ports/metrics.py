@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from domain import ErrorCode, JobStatus, Step, Usage
+from domain import CallbackStatus, ErrorCode, JobStatus, Step, Usage
 
 
 class Metrics(Protocol):
@@ -16,3 +16,6 @@ class Metrics(Protocol):
         """One LLM call: `failure` is None when it succeeded."""
 
     def outbox_backlog(self, rows: int) -> None: ...
+
+    def callback_try(self, outcome: CallbackStatus) -> None:
+        """One delivery try ended: delivered, waiting (to try again) or failed."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import TracebackType
 from typing import Protocol, Self
 
+from application.ports.callbacks import CallbackStore
 from application.ports.jobs import JobQueries, JobStore, JobSweeps
 from application.ports.outbox import Outbox
 
@@ -16,6 +17,7 @@ class UnitOfWork(Protocol):
     queries: JobQueries
     sweeps: JobSweeps
     outbox: Outbox
+    callbacks: CallbackStore
 
     async def __aenter__(self) -> Self: ...
 

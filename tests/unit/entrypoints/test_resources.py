@@ -47,6 +47,7 @@ async def test_the_container_registers_what_it_opens_and_one_call_closes_it(tmp_
     resources = container.resources()
     assert resources.names == [
         "database engine",
+        "change feed Redis client",
         "broker publisher pool",
         "outbox relay",
         "LLM client",
