@@ -140,8 +140,10 @@ def test_the_event_stream_shows_each_change_then_ends(stream_server) -> None:  #
     assert len(stages) == len(set(stages))  # one event per change
     assert all("input_text" not in j for j in jobs)
     ids = [int(e["id"]) for e in events if e.get("event") == "job"]
-    assert ids == sorted(ids) and len(set(ids)) == len(ids)
-    assert jobs[-1]["summary"] and jobs[-1]["checklist"]
+    assert ids == sorted(ids)
+    assert len(set(ids)) == len(ids)
+    assert jobs[-1]["summary"]
+    assert jobs[-1]["checklist"]
 
 
 def test_the_event_stream_of_a_missing_or_foreign_job_is_404_before_any_stream(
