@@ -279,8 +279,10 @@ def _parse_summary(content: str) -> str | None:
     return summary or None
 
 
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
-_LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)]|\[[ xX]?\])\s+(?P<item>.+?)\s*$")
+# LLM output is untrusted text: each pattern runs in linear time (runs are taken whole
+# with `*+`; a list line's item is cut with str.strip, not a lazy group before `\s*$`).
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*+[ \t]*+\n?+(.*?)```", re.DOTALL)
+_LIST_MARK = re.compile(r"^\s*+(?:[-*•]|\d{1,2}[.)]|\[[ xX]?\])(?=\s)")
 
 
 def parse_checklist(content: str) -> tuple[str, ...] | None:
@@ -299,8 +301,20 @@ def parse_checklist(content: str) -> tuple[str, ...] | None:
         items = _items_from_json(value)
         if items is not None:
             return _validated(items)
-    lines = [m["item"] for line in text.splitlines() if (m := _LIST_LINE.match(line))]
+    lines = [item for line in text.splitlines() if (item := list_item(line)) is not None]
     return _validated(lines) if lines else None
+
+
+def list_item(line: str) -> str | None:
+    """The item of a bulleted, numbered or check-box line ("- x", "2) x", "[ ] x"), else None.
+
+    The marker is followed by white space and at least one more character; the item is
+    the rest without white space at either end (empty when the rest is only white space).
+    """
+    mark = _LIST_MARK.match(line)
+    if mark is None or len(line) - mark.end() < 2:
+        return None
+    return line[mark.end() :].strip()
 
 
 def _items_from_json(value: Any) -> list[str] | None:
@@ -322,7 +336,7 @@ def _validated(items: list[str]) -> tuple[str, ...] | None:
 
 def _data_block(tag: str, text: str) -> str:
     """The text between tags, with any closing tag inside it defused."""
-    closing = re.compile(rf"</\s*{tag}", re.IGNORECASE)
+    closing = re.compile(rf"</\s*+{tag}", re.IGNORECASE)
     defused = closing.sub(lambda _: "<\\/" + tag, text)
     return f"<{tag}>\n{defused}\n</{tag}>"
 
