@@ -1,10 +1,11 @@
 """Every regular expression that runs over client text or LLM output takes linear time.
 
-Each pattern of the offline provider, the OpenAI gateway and the HTTP problem
-handler is run (search, match, finditer, sub) over 200,000-character shapes built to
-be slow, and over Hypothesis-generated runs of the characters the patterns care
-about, within a generous CPU bound. The rewritten patterns are checked against the
-original (backtracking) ones on short inputs: same matches, same results.
+Each pattern of the offline provider, the OpenAI gateway, the HTTP request schema
+and the HTTP problem handler is run (search, match, finditer, sub) over
+200,000-character shapes built to be slow, and over Hypothesis-generated runs of
+the characters the patterns care about, within a generous CPU bound. The rewritten
+patterns are checked against the original (backtracking) ones on short inputs:
+same matches, same results.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.support.hostile_text import shapes
 
-from adapters.http import problems
+from adapters.http import problems, schemas
 from adapters.llm import offline, openai_gateway
 
 # Measured: ≤ 0.1 s per pattern and shape on the 2-core CI machine; 20x headroom.
@@ -33,6 +34,10 @@ def _patterns() -> Iterator[tuple[str, re.Pattern[str]]]:
                 yield f"{module.__name__.rsplit('.', 1)[-1]}.{name}", value
     # Built per call in the gateway; the same pattern for both tags.
     yield "openai_gateway._data_block", re.compile(r"</\s*+guideline", re.IGNORECASE)
+    # The request schema's patterns, which msgspec checks with `re` on every body.
+    for name in ("NON_BLANK_NO_NUL", "IDEMPOTENCY_KEY_PATTERN", "CALLBACK_URL_PATTERN",
+                 "NO_CONTROL_CHARS"):  # fmt: skip
+        yield f"schemas.{name}", re.compile(getattr(schemas, name))
 
 
 PATTERNS = dict(_patterns())
