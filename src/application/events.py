@@ -69,6 +69,9 @@ class _SeenJobs:
         await self._inner.save(job)
         self._seen.append(job)
 
+    async def lock_owner(self, owner: str) -> None:
+        await self._inner.lock_owner(owner)
+
     async def delete(self, job: Job) -> bool:
         deleted = await self._inner.delete(job)
         self._seen.append(job)

@@ -2,7 +2,7 @@
 
 from domain.api_key import ApiKey
 from domain.callback import EVENT_TYPES, CallbackDelivery, CallbackStatus
-from domain.errors import DomainError, IllegalTransition, InvalidOutput
+from domain.errors import DomainError, IllegalTransition, InvalidOutput, RetryLimitReached
 from domain.events import JobEvent, StatusChanged, StepStarted
 from domain.job import (
     ALLOWED_TRANSITIONS,
@@ -19,6 +19,7 @@ __all__ = [
     "ALLOWED_TRANSITIONS",
     "EVENT_TYPES",
     "MOVES",
+    "RetryLimitReached",
     "TERMINAL_STATUSES",
     "ApiKey",
     "CallbackDelivery",

@@ -11,3 +11,7 @@ class IllegalTransition(DomainError):
 
 class InvalidOutput(DomainError):
     """A step output the job cannot keep (a blank summary, an empty checklist)."""
+
+
+class RetryLimitReached(DomainError):
+    """The job was retried as many times as allowed."""

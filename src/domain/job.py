@@ -14,7 +14,7 @@ from enum import StrEnum
 from uuid import UUID
 
 from domain.callback import CallbackDelivery
-from domain.errors import IllegalTransition, InvalidOutput
+from domain.errors import IllegalTransition, InvalidOutput, RetryLimitReached
 from domain.events import JobEvent, StatusChanged, StepStarted
 from domain.status import JobStatus, Step
 
@@ -101,6 +101,7 @@ class Job:
     error: JobError | None = None
     attempts: int = 0
     deliveries: int = 0
+    retries: int = 0  # explicit retries by the owner
     metadata: dict[str, str] = field(default_factory=dict)
     usage: Usage = field(default_factory=Usage)
     callback_url: str | None = None
@@ -237,9 +238,17 @@ class Job:
         self.step = None
         self.lease_expires_at = None
 
-    def retry(self, now: datetime) -> None:
-        """An explicit retry of a failed or cancelled job; finished steps are kept."""
+    def retry(self, now: datetime, max_retries: int | None = None) -> None:
+        """An explicit retry of a failed or cancelled job; finished steps are kept.
+
+        At most `max_retries` of them per job (RetryLimitReached past it): each one
+        starts paid LLM work again.
+        """
+        self._check("retry")
+        if max_retries is not None and self.retries >= max_retries:
+            raise RetryLimitReached(f"this job was already retried {self.retries} times")
         self._move("retry", now)
+        self.retries += 1
         self.error = None
         self.finished_at = None
         self.deliveries = 0

@@ -215,6 +215,7 @@ class Container(containers.DeclarativeContainer):
             lease_s=settings.provided.job_lease_s,
             max_deliveries=settings.provided.max_deliveries,
         ),
+        feed=change_feed,
     )
 
     celery_app = providers.Singleton(_celery_app, settings)
@@ -292,7 +293,14 @@ class Container(containers.DeclarativeContainer):
     get_job = providers.Singleton(GetJob, uow_factory)
     list_jobs = providers.Singleton(ListJobs, uow_factory)
     cancel_job = providers.Singleton(CancelJob, uow_factory, clock)
-    retry_job = providers.Singleton(RetryJob, uow_factory, relay_outbox, clock)
+    retry_job = providers.Singleton(
+        RetryJob,
+        uow_factory,
+        relay_outbox,
+        clock,
+        max_retries=settings.provided.max_retries_per_job,
+        max_inflight_per_owner=settings.provided.max_inflight_per_owner,
+    )
     delete_job = providers.Singleton(DeleteJob, uow_factory, clock)
     count_jobs = providers.Singleton(CountJobs, uow_factory)
     wait_for_job = providers.Singleton(WaitForJob, uow_factory, change_feed)

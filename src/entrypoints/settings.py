@@ -49,6 +49,7 @@ class Settings:
     rate_limit_submit_per_min: int | None = None
     rate_limit_read_per_min: int | None = None
     max_inflight_per_owner: int | None = None
+    max_retries_per_job: int = 5
     job_retention_days: int | None = None
     webhook_signing_secret: str | None = field(default=None, repr=False)
     callbacks_allow_http: bool = False
@@ -210,6 +211,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "RATE_LIMIT_SUBMIT_PER_MIN": ("rate_limit_submit_per_min", *_INT),
     "RATE_LIMIT_READ_PER_MIN": ("rate_limit_read_per_min", *_INT),
     "MAX_INFLIGHT_PER_OWNER": ("max_inflight_per_owner", *_INT),
+    "MAX_RETRIES_PER_JOB": ("max_retries_per_job", *_INT),
     "JOB_RETENTION_DAYS": ("job_retention_days", *_INT),
     "WEBHOOK_SIGNING_SECRET": (
         "webhook_signing_secret",

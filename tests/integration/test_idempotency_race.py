@@ -20,7 +20,7 @@ from entrypoints.settings import Settings
 async def client_and_key(pg_url: str) -> AsyncIterator[tuple[AsyncTestClient[Any], str]]:
     upgrade(pg_url)
     settings = Settings(
-        database_url=pg_url, llm_provider="fake", db_pool_size=25, log_format="json"
+        database_url=pg_url, llm_provider="offline", db_pool_size=25, log_format="json"
     )
     container = build_container(settings)
     async with AsyncTestClient(create_app(settings, container)) as client:

@@ -105,6 +105,9 @@ class InMemoryJobRepository:
         self._staged[job.event_id] = job.copy()
         self._dirty.add(job.event_id)
 
+    async def lock_owner(self, owner: str) -> None:
+        return None  # one unit of work at a time here: nothing to serialize
+
     async def delete(self, job: Job) -> bool:
         return self._erase(job.event_id)
 

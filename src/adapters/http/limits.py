@@ -39,7 +39,11 @@ async def enforce(
     limits: RateLimits, request: ASGIConnection[Any, Any, Any, Any], caller: str
 ) -> None:
     """Count this request against the caller's budget; raise 429 past it."""
-    submit = request.scope.get("method") == "POST" and request.url.path.rstrip("/") == "/jobs"
+    path = request.url.path.rstrip("/")
+    # A retry starts paid LLM work again, like a submit: it counts as one.
+    submit = request.scope.get("method") == "POST" and (
+        path == "/jobs" or (path.startswith("/jobs/") and path.endswith("/retry"))
+    )
     limit = limits.submit_per_min if submit else limits.read_per_min
     if limit is None:
         return

@@ -24,6 +24,7 @@ from sqlalchemy import (
     literal,
     or_,
     select,
+    text,
     tuple_,
     update,
 )
@@ -72,6 +73,7 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "error_message": job.error.message if job.error is not None else None,
         "attempts": job.attempts,
         "deliveries": job.deliveries,
+        "retries": job.retries,
         "metadata": dict(job.metadata),
         "prompt_tokens": job.usage.prompt_tokens,
         "completion_tokens": job.usage.completion_tokens,
@@ -143,6 +145,7 @@ def row_to_job(row: RowMapping) -> Job:
         ),
         attempts=row["attempts"],
         deliveries=row["deliveries"],
+        retries=row["retries"],
         metadata=dict(row["metadata"] or {}),
         usage=Usage(row["prompt_tokens"], row["completion_tokens"], row["total_tokens"]),
         callback_url=row["callback_url"],
@@ -179,6 +182,9 @@ _SELECT_JOB = (
 _UPDATE_JOB = update(jobs).where(
     jobs.c.event_id == bindparam("b_event_id"), jobs.c.version == bindparam("b_version")
 )
+
+
+_LOCK_OWNER = text("SELECT pg_advisory_xact_lock(hashtextextended(:owner, 0))")
 
 
 class _OnConnection:
@@ -240,6 +246,13 @@ class SqlJobStore(_OnConnection):
         if result.rowcount == 0:
             raise ConcurrencyConflict(f"job {job.event_id} changed since version {job.version}")
         job.version += 1
+
+    @translate_errors
+    async def lock_owner(self, owner: str) -> None:
+        # PostgreSQL: a transaction-scoped advisory lock per owner. SQLite needs none:
+        # its transactions begin IMMEDIATE, so writers run one at a time anyway.
+        if self._conn.dialect.name == "postgresql":
+            await self._conn.execute(_LOCK_OWNER, {"owner": owner})
 
     @translate_errors
     async def delete(self, job: Job) -> bool:

@@ -76,6 +76,7 @@ jobs = Table(
     Column("error_message", Text(), nullable=True),
     Column("attempts", Integer(), nullable=False),
     Column("deliveries", Integer(), nullable=False),
+    Column("retries", Integer(), nullable=False, server_default="0"),
     Column("metadata", JSON(), nullable=False),
     Column("prompt_tokens", Integer(), nullable=False),
     Column("completion_tokens", Integer(), nullable=False),

@@ -37,6 +37,10 @@ class JobStore(Protocol):
     async def delete(self, job: Job) -> bool:
         """Erase the job and its outbox rows; False when it was not there."""
 
+    async def lock_owner(self, owner: str) -> None:
+        """Hold the owner's lock until the transaction ends: checks of the owner's
+        in-flight count and the writes that follow them run one at a time."""
+
 
 class JobQueries(Protocol):
     """Reads for the API: never change anything."""

@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -18,6 +18,7 @@ from application.job_changes import change_job
 from application.lease_keeper import LeaseKeeper
 from application.llm_retry import LLMRetryPolicy
 from application.ports import (
+    ChangeFeed,
     Checklist,
     Clock,
     LLMGateway,
@@ -60,6 +61,8 @@ class ProcessJob:
     - a cancelled, deleted or taken-over job is left as it is (never overwritten);
     - LLM faults follow the `LLMRetryPolicy`; a permanent one fails the job;
     - while a step runs, the `LeaseKeeper` renews the lease every lease/4;
+    - a cancel (or delete, or takeover) committed while a step runs stops its LLM
+      call at once: the change feed tells, or at the latest the next heartbeat;
     - if the run itself is cancelled (shutdown), the job is handed back to pending.
     """
 
@@ -72,7 +75,9 @@ class ProcessJob:
         metrics: Metrics,
         settings: ProcessSettings | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        feed: ChangeFeed | None = None,
     ) -> None:
+        self._feed = feed
         self._uow_factory = uow_factory
         self._llm = llm
         self._clock = clock
@@ -172,8 +177,9 @@ class ProcessJob:
     async def _step(self, job: Job, step: Step, call: Callable[[], Awaitable[T]]) -> T:
         started = time.monotonic()
         extra = {"event_id": str(job.event_id), "step": str(step)}
-        async with self._keeper.kept(self._renewal(job), extra):
-            result = await self._retry.call(call, extra)
+        lost = asyncio.Event()  # set when the job is no longer ours, mid-step
+        async with self._keeper.kept(self._renewal(job, lost), extra), self._watching(job, lost):
+            result = await self._unless_lost(self._retry.call(call, extra), lost)
         self._metrics.step_finished(step, time.monotonic() - started)
         log.debug(
             "llm step done",
@@ -181,8 +187,9 @@ class ProcessJob:
         )
         return result
 
-    def _renewal(self, job: Job) -> Callable[[], Awaitable[bool]]:
-        """One heartbeat: renew the lease; False once the job is no longer ours."""
+    def _renewal(self, job: Job, lost: asyncio.Event) -> Callable[[], Awaitable[bool]]:
+        """One heartbeat: renew the lease; False (and `lost` set) once the job is no
+        longer ours."""
         latest = job
 
         async def renew() -> bool:
@@ -192,7 +199,52 @@ class ProcessJob:
                     latest, lambda j: j.renew_lease(self._clock.now(), self._lease)
                 )
             except _Lost:
+                lost.set()
                 return False
             return True
 
         return renew
+
+    @contextlib.asynccontextmanager
+    async def _watching(self, job: Job, lost: asyncio.Event) -> AsyncIterator[None]:
+        """Sets `lost` as soon as the change feed tells of a change that takes the job
+        from us (a cancel, a hand-back); without a feed, the heartbeat does it."""
+        if self._feed is None:
+            yield
+            return
+        async with self._feed.watch(job.event_id) as changes:
+
+            async def listen() -> None:
+                while True:
+                    change = await changes.next(3600)
+                    if change is not None and change.status is not JobStatus.PROCESSING:
+                        lost.set()
+                        return
+
+            listener = asyncio.create_task(listen())
+            try:
+                yield
+            finally:
+                listener.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await listener
+
+    @staticmethod
+    async def _unless_lost(work: Awaitable[T], lost: asyncio.Event) -> T:
+        """`work`'s result, or _Lost (and `work` cancelled: its LLM call stops) as
+        soon as `lost` is set."""
+        task = asyncio.ensure_future(work)
+        stop = asyncio.create_task(lost.wait())
+        try:
+            await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:
+            task.cancel()
+            raise
+        finally:
+            stop.cancel()
+        if task.done():
+            return task.result()
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+        raise _Lost

@@ -5,32 +5,50 @@ from __future__ import annotations
 from uuid import UUID
 
 from application.errors import JobConflict, JobNotFound
+from application.inflight import check_inflight
 from application.job_changes import change_job
 from application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
-from domain import IllegalTransition, Job
+from domain import IllegalTransition, Job, RetryLimitReached
 
 
 class RetryJob:
     """Rules:
     - only a failed or cancelled job can be retried; anything else is a conflict
       (of two racing retries, the second finds the job pending: 409);
+    - a job takes at most `max_retries` explicit retries, then a conflict saying so;
+    - a retry counts like a submit for the owner's in-flight cap (checked under
+      the owner's lock: TooManyJobsInFlight);
     - finished steps are kept, so a retry never pays for them twice;
     - the job and its outbox row change together; then it is dispatched.
     """
 
-    def __init__(self, uow_factory: UnitOfWorkFactory, relay: RelayOutbox, clock: Clock) -> None:
+    def __init__(
+        self,
+        uow_factory: UnitOfWorkFactory,
+        relay: RelayOutbox,
+        clock: Clock,
+        max_retries: int | None = 5,
+        max_inflight_per_owner: int | None = None,
+    ) -> None:
         self._uow_factory = uow_factory
         self._relay = relay
         self._clock = clock
+        self._max_retries = max_retries
+        self._max_inflight = max_inflight_per_owner
 
     async def execute(self, owner: str, event_id: UUID) -> Job:
         async def retry(job: Job, uow: UnitOfWork) -> None:
             now = self._clock.now()
             try:
-                job.retry(now)
+                job.retry(now, self._max_retries)
+            except RetryLimitReached as exc:
+                raise JobConflict(
+                    f"This job was already retried {job.retries} times, the most allowed."
+                ) from exc
             except IllegalTransition as exc:
                 raise JobConflict(f"A {job.status} job cannot be retried.") from exc
+            await check_inflight(uow, owner, self._max_inflight)
             await uow.outbox.add(job.event_id, now)
 
         job = await change_job(self._uow_factory, event_id, retry, owner=owner)

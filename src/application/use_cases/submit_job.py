@@ -12,9 +12,9 @@ from application.errors import (
     IdempotencyMismatch,
     InsecureCallback,
     RefusedDestination,
-    TooManyJobsInFlight,
 )
-from application.ports import Clock, IdFactory, JobQueries, UnitOfWorkFactory
+from application.inflight import check_inflight
+from application.ports import Clock, IdFactory, UnitOfWork, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
 from domain import Job
 
@@ -50,8 +50,8 @@ class SubmitJob:
       host must be one callbacks may go to (global unicast) unless the operator
       allows private destinations (names are checked again at delivery);
     - with `max_inflight_per_owner`, an owner with that many pending or
-      processing jobs gets TooManyJobsInFlight (checked in the same transaction;
-      two racing submits may overshoot by one each).
+      processing jobs gets TooManyJobsInFlight: checked in the same transaction,
+      under the owner's lock, so racing submits never overshoot the cap.
     """
 
     def __init__(
@@ -94,7 +94,7 @@ class SubmitJob:
         )
         try:
             async with self._uow_factory() as uow:
-                await self._check_inflight(uow.queries, command.owner)
+                await self._check_inflight(uow, command.owner)
                 await uow.jobs.add(job)
                 await uow.outbox.add(job.event_id, now)
                 await uow.commit()
@@ -126,14 +126,8 @@ class SubmitJob:
             if reason is not None:
                 raise RefusedDestination(f"callback_url is refused: {reason}.")
 
-    async def _check_inflight(self, jobs: JobQueries, owner: str) -> None:
-        if self._max_inflight is None:
-            return
-        if await jobs.count_unfinished(owner) >= self._max_inflight:
-            raise TooManyJobsInFlight(
-                f"This key already has {self._max_inflight} unfinished jobs; "
-                "wait for some to finish, or cancel them."
-            )
+    async def _check_inflight(self, uow: UnitOfWork, owner: str) -> None:
+        await check_inflight(uow, owner, self._max_inflight)
 
     async def _existing(self, command: SubmitJobCommand) -> Job | None:
         assert command.idempotency_key is not None

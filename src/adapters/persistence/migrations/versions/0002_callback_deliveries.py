@@ -1,4 +1,5 @@
-"""Callback deliveries: one row per job, its latest terminal event's callback.
+"""Callback deliveries (one row per job: its latest terminal event's callback), and
+the count of each job's explicit retries.
 
 Revision ID: 0002
 Revises: 0001
@@ -21,6 +22,8 @@ _TS = sa.DateTime(timezone=True)
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("jobs") as jobs:
+        jobs.add_column(sa.Column("retries", sa.Integer(), nullable=False, server_default="0"))
     op.create_table(
         "callback_deliveries",
         sa.Column("event_id", sa.Uuid(), nullable=False),
@@ -54,3 +57,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_index("ix_callback_deliveries_next_attempt_at", table_name="callback_deliveries")
     op.drop_table("callback_deliveries")
+    with op.batch_alter_table("jobs") as jobs:
+        jobs.drop_column("retries")
