@@ -73,9 +73,10 @@ def unit_database_url() -> Iterator[str]:
 
 
 async def empty_database(url: str) -> AsyncEngine:
-    """An engine on `url` whose job and outbox tables were just emptied."""
+    """An engine on `url` whose tables were just emptied."""
     engine = make_engine(url, pool_size=4)
     async with engine.begin() as conn:
+        await conn.execute(text("DELETE FROM api_keys"))
         await conn.execute(text("DELETE FROM outbox"))
         await conn.execute(text("DELETE FROM jobs"))
     return engine
