@@ -12,7 +12,7 @@ same on every storage backend (`uow` fixture: in memory, PostgreSQL).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Protocol, Self
@@ -210,8 +210,3 @@ class _InterleavedUnit:
     async def commit(self) -> None:
         assert self._inner is not None
         await self._inner.commit()
-
-
-def outbox_of(rows: Sequence[tuple[UUID, bool]]) -> list[tuple[UUID, bool]]:
-    """`rows` sorted, for comparisons that do not depend on the order rows were written."""
-    return sorted(rows)
