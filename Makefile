@@ -39,8 +39,8 @@ types: install ## mypy --strict
 layers: install ## the layer contract (import-linter)
 	$(BIN)/lint-imports
 
-unit: install ## the fast unit tests
-	$(BIN)/pytest tests/unit -q
+unit: install ## the fast unit tests (in memory only; `make test` also runs them on PostgreSQL)
+	$(BIN)/pytest tests/unit -q -m "not postgres"
 
 pytest: install services ## the whole pytest suite (unit + integration)
 	$(BIN)/pytest -q

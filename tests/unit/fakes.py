@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import itertools
 from collections.abc import Sequence
@@ -34,49 +35,68 @@ class SequentialIds:
         return UUID(int=next(self._counter))
 
 
+@dataclasses.dataclass(slots=True)
+class OutboxRow:
+    id: int
+    event_id: UUID
+    created_at: datetime
+    sent_at: datetime | None = None
+
+
 class InMemoryStore:
-    """The 'database': committed state shared by every unit of work."""
+    """The 'database': committed state shared by every unit of work, and the row locks
+    that open units of work hold on the jobs they wrote."""
 
     def __init__(self) -> None:
         self.jobs: dict[UUID, Job] = {}
-        self.outbox: list[tuple[UUID, bool]] = []
-        self.callbacks: dict[UUID, CallbackDelivery] = {}
+        self.outbox: list[OutboxRow] = []
         self.commits = 0
+        self.locks: dict[UUID, FakeUnitOfWork] = {}
+        self.callbacks: dict[UUID, CallbackDelivery] = {}
+        self.row_ids = itertools.count(1)
 
 
 class InMemoryJobRepository:
-    def __init__(
-        self,
-        staged: dict[UUID, Job],
-        deleted: set[UUID],
-        dirty: set[UUID],
-        callbacks: dict[UUID, CallbackDelivery] | None = None,
-    ) -> None:
-        self._staged = staged
-        self._deleted = deleted
-        self._dirty = dirty
-        self._callbacks = callbacks if callbacks is not None else {}
+    """The three job ports on one unit of work, with PostgreSQL's READ COMMITTED rules:
+
+    - a read sees the latest committed state plus this unit of work's own writes;
+    - `save` is the versioned UPDATE: it waits for a row lock another open unit of
+      work holds, then compares the version with the latest committed one, and raises
+      ConcurrencyConflict there (never later, at commit);
+    - deleting a job deletes its outbox rows (the foreign key cascades).
+    """
+
+    def __init__(self, unit: FakeUnitOfWork) -> None:
+        self._unit = unit
 
     async def add(self, job: Job) -> None:
+        unit = self._unit
         if job.idempotency_key is not None and any(
             j.owner == job.owner and j.idempotency_key == job.idempotency_key
-            for j in self._staged.values()
+            for j in unit.visible_jobs()
         ):
             raise DuplicateIdempotencyKey(job.idempotency_key)
-        self._staged[job.event_id] = job.copy()
-        self._dirty.add(job.event_id)
+        if unit.visible_job(job.event_id) is not None:
+            raise DuplicateIdempotencyKey(str(job.event_id))  # the primary key
+        await unit.lock(job.event_id)
+        unit.deleted.discard(job.event_id)
+        unit.written[job.event_id] = job.copy()
+        unit.added.add(job.event_id)
 
     async def get(self, event_id: UUID, owner: str | None = None) -> Job | None:
-        job = self._staged.get(event_id)
+        job = self._unit.visible_job(event_id)
         if job is None or (owner is not None and job.owner != owner):
             return None
         found = job.copy()
-        delivery = self._callbacks.get(event_id)  # read with the job, like SQL's join
+        delivery = self._unit.visible_callback(event_id)  # read with the job, like SQL's join
         found.callback = delivery.copy() if delivery is not None else None
         return found
 
+    async def lock_owner(self, owner: str) -> None:
+        return None  # units of work here never interleave between a check and a write
+
     async def get_by_idempotency_key(self, owner: str, key: str) -> Job | None:
-        for job in self._staged.values():
+        for job in self._unit.visible_jobs():
             if job.owner == owner and job.idempotency_key == key:
                 return job.copy()
         return None
@@ -85,7 +105,7 @@ class InMemoryJobRepository:
         self, owner: str, statuses: Sequence[JobStatus], limit: int, after: PageAfter | None
     ) -> list[Job]:
         jobs = sorted(
-            (j for j in self._staged.values() if j.owner == owner),
+            (j for j in self._unit.visible_jobs() if j.owner == owner),
             key=lambda j: (j.created_at, j.event_id),
             reverse=True,
         )
@@ -98,117 +118,185 @@ class InMemoryJobRepository:
         return [dataclasses.replace(j.copy(), input_text="") for j in jobs[:limit]]
 
     async def save(self, job: Job) -> None:
-        current = self._staged.get(job.event_id)
+        await self._unit.lock(job.event_id)
+        current = self._unit.visible_job(job.event_id)  # after the wait: the latest commit
         if current is None or current.version != job.version:
             raise ConcurrencyConflict(str(job.event_id))
         job.version += 1
-        self._staged[job.event_id] = job.copy()
-        self._dirty.add(job.event_id)
-
-    async def lock_owner(self, owner: str) -> None:
-        return None  # one unit of work at a time here: nothing to serialize
+        self._unit.written[job.event_id] = job.copy()
 
     async def delete(self, job: Job) -> bool:
-        return self._erase(job.event_id)
+        return await self._erase(job.event_id)
 
-    def _erase(self, event_id: UUID) -> bool:
-        self._deleted.add(event_id)
-        return self._staged.pop(event_id, None) is not None
+    async def _erase(self, event_id: UUID) -> bool:
+        await self._unit.lock(event_id)
+        existed = self._unit.visible_job(event_id) is not None
+        self._unit.written.pop(event_id, None)
+        self._unit.added.discard(event_id)
+        self._unit.deleted.add(event_id)
+        return existed
 
     async def count_by_status(self) -> dict[JobStatus, int]:
         counts = dict.fromkeys(JobStatus, 0)
-        for job in self._staged.values():
+        for job in self._unit.visible_jobs():
             counts[job.status] += 1
         return counts
 
     async def count_unfinished(self, owner: str) -> int:
         unfinished = {JobStatus.PENDING, JobStatus.PROCESSING}
-        return sum(1 for j in self._staged.values() if j.owner == owner and j.status in unfinished)
+        return sum(
+            1 for j in self._unit.visible_jobs() if j.owner == owner and j.status in unfinished
+        )
 
     async def delete_created_before(self, cutoff: datetime, limit: int) -> int:
         doomed = sorted(
-            (j for j in self._staged.values() if j.created_at < cutoff), key=lambda j: j.created_at
+            (j for j in self._unit.visible_jobs() if j.created_at < cutoff),
+            key=lambda j: j.created_at,
         )[:limit]
         for job in doomed:
-            self._erase(job.event_id)
+            await self._erase(job.event_id)
         return len(doomed)
 
     async def find_unfinished(
         self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
     ) -> list[Job]:
-        found = [
-            j.copy()
-            for j in self._staged.values()
-            if (j.status is JobStatus.PENDING and j.updated_at < pending_idle_before)
-            or (
-                j.status is JobStatus.PROCESSING
-                and j.lease_expires_at is not None
-                and j.lease_expires_at < lease_expired_before
-            )
-        ]
+        found = sorted(
+            (
+                j.copy()
+                for j in self._unit.visible_jobs()
+                if (j.status is JobStatus.PENDING and j.updated_at < pending_idle_before)
+                or (
+                    j.status is JobStatus.PROCESSING
+                    and j.lease_expires_at is not None
+                    and j.lease_expires_at < lease_expired_before
+                )
+            ),
+            key=lambda j: (j.updated_at, j.event_id),
+        )
         return found[:limit]
 
 
 class InMemoryOutbox:
-    def __init__(self, rows: list[tuple[UUID, bool]]) -> None:
-        self._rows = rows
+    """Outbox rows with their times, like the SQL table: `take_unsent` honours
+    `created_before`, and `mark_sent` marks the rows this instance took."""
+
+    def __init__(self, unit: FakeUnitOfWork) -> None:
+        self._unit = unit
+        self._taken: dict[UUID, list[int]] = {}
 
     async def add(self, event_id: UUID, now: datetime) -> None:
-        self._rows.append((event_id, False))
+        if self._unit.visible_job(event_id) is None:
+            raise LookupError(f"outbox row for a missing job {event_id}")  # the foreign key
+        self._unit.new_rows.append(OutboxRow(next(self._unit.store.row_ids), event_id, now))
 
     async def take_unsent(self, limit: int, created_before: datetime | None = None) -> list[UUID]:
-        # The fake keeps no times: every row counts as old enough.
-        return [event_id for event_id, sent in self._rows if not sent][:limit]
+        rows = [
+            r
+            for r in self._unit.visible_rows()
+            if r.sent_at is None and (created_before is None or r.created_at < created_before)
+        ][:limit]
+        taken: list[UUID] = []
+        for row in rows:
+            if row.event_id not in self._taken:
+                taken.append(row.event_id)
+            self._taken.setdefault(row.event_id, []).append(row.id)
+        return taken
 
     async def mark_sent(self, event_ids: Sequence[UUID], now: datetime) -> None:
-        wanted = set(event_ids)
-        self._rows[:] = [(e, sent or e in wanted) for e, sent in self._rows]
+        row_ids: set[int] = set()
+        untracked: set[UUID] = set()
+        for event_id in event_ids:
+            taken = self._taken.pop(event_id, None)
+            if taken is None:
+                untracked.add(event_id)
+            else:
+                row_ids.update(taken)
+        for row in self._unit.visible_rows():
+            if row.sent_at is None and (row.id in row_ids or row.event_id in untracked):
+                self._unit.sent[row.id] = now
 
     async def backlog(self) -> int:
-        return sum(1 for _, sent in self._rows if not sent)
+        return sum(1 for r in self._unit.visible_rows() if r.sent_at is None)
 
 
 class InMemoryCallbackStore:
-    def __init__(self, rows: dict[UUID, CallbackDelivery], jobs: dict[UUID, Job]) -> None:
-        self._rows = rows
-        self._jobs = jobs
+    """`CallbackStore`: staged on the unit of work, gone with its job (ON DELETE CASCADE)."""
+
+    def __init__(self, unit: FakeUnitOfWork) -> None:
+        self._unit = unit
 
     async def schedule(self, delivery: CallbackDelivery) -> None:
-        self._rows[delivery.event_id] = delivery.copy()
+        self._unit.callbacks_written[delivery.event_id] = delivery.copy()
 
     async def save(self, delivery: CallbackDelivery) -> None:
-        if delivery.event_id in self._rows:
-            self._rows[delivery.event_id] = delivery.copy()
+        if self._unit.visible_callback(delivery.event_id) is not None:
+            self._unit.callbacks_written[delivery.event_id] = delivery.copy()
 
     async def take_due(self, now: datetime, limit: int) -> list[CallbackDelivery]:
-        due = sorted(
-            (d for d in self._rows.values() if d.is_due(now) and d.event_id in self._jobs),
-            key=lambda d: d.next_attempt_at or now,
-        )
+        ids = self._unit.store.callbacks.keys() | self._unit.callbacks_written.keys()
+        due = [
+            d
+            for event_id in ids
+            if (d := self._unit.visible_callback(event_id)) is not None and d.is_due(now)
+        ]
+        due.sort(key=lambda d: d.next_attempt_at or now)
         return [d.copy() for d in due[:limit]]
 
     async def get(self, event_id: UUID) -> CallbackDelivery | None:
-        delivery = self._rows.get(event_id)
+        delivery = self._unit.visible_callback(event_id)
         return delivery.copy() if delivery is not None else None
 
 
 class FakeUnitOfWork:
-    """Stages changes on copies; `commit` publishes them to the store, like a transaction."""
+    """One transaction: its writes are staged here and published to the store by
+    `commit`; leaving the block without a commit drops them. Row locks taken by its
+    writes are held until then, so a rival's save waits, as on PostgreSQL."""
 
     def __init__(self, store: InMemoryStore) -> None:
-        self._store = store
-        self._jobs = {k: v.copy() for k, v in store.jobs.items()}
-        self._versions_read = {k: v.version for k, v in store.jobs.items()}
-        self._outbox = list(store.outbox)
-        self._deleted: set[UUID] = set()
-        self._dirty: set[UUID] = set()
-        self._callbacks = {k: v.copy() for k, v in store.callbacks.items()}
+        self.store = store
+        self.written: dict[UUID, Job] = {}
+        self.added: set[UUID] = set()
+        self.deleted: set[UUID] = set()
+        self.new_rows: list[OutboxRow] = []
+        self.sent: dict[int, datetime] = {}
+        self._done = asyncio.Event()
         # One in-memory class plays the three job ports (store, queries, sweeps).
-        self.jobs = self.queries = self.sweeps = InMemoryJobRepository(
-            self._jobs, self._deleted, self._dirty, self._callbacks
-        )
-        self.outbox = InMemoryOutbox(self._outbox)
-        self.callbacks = InMemoryCallbackStore(self._callbacks, self._jobs)
+        self.jobs = self.queries = self.sweeps = InMemoryJobRepository(self)
+        self.outbox = InMemoryOutbox(self)
+        self.callbacks_written: dict[UUID, CallbackDelivery] = {}
+        self.callbacks = InMemoryCallbackStore(self)
+
+    # -- what this transaction sees ------------------------------------------------
+
+    def visible_job(self, event_id: UUID) -> Job | None:
+        if event_id in self.deleted:
+            return None
+        return self.written.get(event_id) or self.store.jobs.get(event_id)
+
+    def visible_callback(self, event_id: UUID) -> CallbackDelivery | None:
+        if self.visible_job(event_id) is None:
+            return None
+        return self.callbacks_written.get(event_id) or self.store.callbacks.get(event_id)
+
+    def visible_jobs(self) -> list[Job]:
+        ids = (self.store.jobs.keys() | self.written.keys()) - self.deleted
+        return [job for event_id in ids if (job := self.visible_job(event_id)) is not None]
+
+    def visible_rows(self) -> list[OutboxRow]:
+        rows = [
+            dataclasses.replace(r, sent_at=self.sent.get(r.id, r.sent_at))
+            for r in (*self.store.outbox, *self.new_rows)
+            if r.event_id not in self.deleted
+        ]
+        return sorted(rows, key=lambda r: r.id)
+
+    async def lock(self, event_id: UUID) -> None:
+        """Take the row lock on `event_id`, waiting while another unit of work holds it."""
+        while (holder := self.store.locks.get(event_id)) is not None and holder is not self:
+            await holder._done.wait()
+        self.store.locks[event_id] = self
+
+    # -- the transaction -----------------------------------------------------------
 
     async def __aenter__(self) -> Self:
         return self
@@ -219,33 +307,66 @@ class FakeUnitOfWork:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        return None
+        self._finish()
 
     async def commit(self) -> None:
-        for event_id in self._dirty:
-            committed = self._store.jobs.get(event_id)
-            read = self._versions_read.get(event_id)
-            if committed is not None and committed.version != read:
-                raise ConcurrencyConflict(str(event_id))  # another writer committed first
-            if event_id in self._store.jobs and read is None:
+        store = self.store
+        for event_id in self.added:
+            job = self.written.get(event_id)
+            clash = event_id in store.jobs or (
+                job is not None
+                and job.idempotency_key is not None
+                and any(
+                    j.owner == job.owner and j.idempotency_key == job.idempotency_key
+                    for j in store.jobs.values()
+                )
+            )
+            if clash:  # another unit of work committed the same key in between
+                self._finish()
                 raise DuplicateIdempotencyKey(str(event_id))
-        for event_id in self._deleted:
-            self._store.jobs.pop(event_id, None)
-        for event_id in self._dirty - self._deleted:
-            self._store.jobs[event_id] = self._jobs[event_id].copy()
-        self._store.outbox[:] = self._outbox
-        self._store.callbacks = {
-            k: v for k, v in self._callbacks.items() if k in self._store.jobs
-        }  # a deleted job's delivery goes with it, like ON DELETE CASCADE
-        self._store.commits += 1
+        for event_id in self.deleted:
+            store.jobs.pop(event_id, None)
+        for event_id, job in self.written.items():
+            store.jobs[event_id] = job.copy()
+        store.outbox[:] = [
+            dataclasses.replace(r, sent_at=self.sent.get(r.id, r.sent_at))
+            for r in (*store.outbox, *self.new_rows)
+            if r.event_id not in self.deleted
+        ]
+        store.callbacks.update(self.callbacks_written)
+        for event_id in list(store.callbacks):
+            if event_id not in store.jobs:
+                del store.callbacks[event_id]
+        store.commits += 1
+        self._finish()
+
+    def _finish(self) -> None:
+        """Drop what is staged and release the row locks."""
+        for event_id, holder in list(self.store.locks.items()):
+            if holder is self:
+                del self.store.locks[event_id]
+        self.written, self.added, self.deleted = {}, set(), set()
+        self.new_rows, self.sent = [], {}
+        self.callbacks_written = {}
+        self._done.set()
 
 
 class FakeUnitOfWorkFactory:
+    """The in-memory storage backend of the unit tests."""
+
     def __init__(self) -> None:
         self.store = InMemoryStore()
 
     def __call__(self) -> FakeUnitOfWork:
         return FakeUnitOfWork(self.store)
+
+    @property
+    def commits(self) -> int:
+        return self.store.commits
+
+    async def outbox_rows(self) -> list[tuple[UUID, bool]]:
+        """Every committed outbox row, oldest first: (job, sent?)."""
+        return [(r.event_id, r.sent_at is not None) for r in self.store.outbox]
 
 
 class RecordingDispatcher:

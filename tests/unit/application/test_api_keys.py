@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import re
+from collections.abc import AsyncIterator
+from datetime import datetime
 
 import pytest
 from fakes import FakeClock, InMemoryApiKeyStore
+from postgres_backend import empty_database
 
+from adapters.persistence import SqlApiKeyStore
+from application.ports import ApiKeyStore
 from application.use_cases.api_keys import (
     AuthenticateApiKey,
     CreateApiKey,
@@ -18,28 +23,38 @@ from application.use_cases.api_keys import (
 from domain import ApiKey
 
 
-@pytest.fixture
-def keys() -> InMemoryApiKeyStore:
-    return InMemoryApiKeyStore()
+@pytest.fixture(
+    params=[pytest.param("memory"), pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+async def keys(request: pytest.FixtureRequest) -> AsyncIterator[ApiKeyStore]:
+    """The key store, in memory and the SQL one on PostgreSQL, in turn."""
+    if request.param == "memory":
+        yield InMemoryApiKeyStore()
+        return
+    engine = await empty_database(request.getfixturevalue("unit_database_url"))
+    try:
+        yield SqlApiKeyStore(engine)
+    finally:
+        await engine.dispose()
 
 
 @pytest.fixture
-def authenticate(keys: InMemoryApiKeyStore) -> AuthenticateApiKey:
+def authenticate(keys: ApiKeyStore) -> AuthenticateApiKey:
     return AuthenticateApiKey(keys)
 
 
 @pytest.fixture
-async def issued(keys: InMemoryApiKeyStore, clock: FakeClock) -> IssuedKey:
+async def issued(keys: ApiKeyStore, clock: FakeClock) -> IssuedKey:
     return await CreateApiKey(keys, clock).execute("alice")
 
 
 async def test_create_gives_a_prefixed_token_and_stores_only_a_hash(
-    issued: IssuedKey, keys: InMemoryApiKeyStore, clock: FakeClock
+    issued: IssuedKey, keys: ApiKeyStore, clock: FakeClock
 ) -> None:
     match = re.fullmatch(r"gi_([0-9a-f]{16})_([A-Za-z0-9_-]{43})", issued.token)
     assert match is not None, issued.token
     key_id, secret = match.groups()
-    record = keys.keys[key_id]
+    record = await keys.get(key_id)
     assert record == issued.record
     assert (record.owner, record.created_at, record.revoked_at) == ("alice", clock.now(), None)
     assert record.secret_hash == hash_secret(secret)
@@ -47,20 +62,18 @@ async def test_create_gives_a_prefixed_token_and_stores_only_a_hash(
     assert secret not in record.secret_hash
 
 
-async def test_every_key_is_different(keys: InMemoryApiKeyStore, clock: FakeClock) -> None:
+async def test_every_key_is_different(keys: ApiKeyStore, clock: FakeClock) -> None:
     create = CreateApiKey(keys, clock)
     tokens = {(await create.execute("alice")).token for _ in range(20)}
     assert len(tokens) == 20
-    assert len(keys.keys) == 20
+    assert len(await keys.all()) == 20
 
 
 @pytest.mark.parametrize("owner", ["", "a\nb", "x" * 129])
-async def test_a_bad_owner_is_refused(
-    keys: InMemoryApiKeyStore, clock: FakeClock, owner: str
-) -> None:
+async def test_a_bad_owner_is_refused(keys: ApiKeyStore, clock: FakeClock, owner: str) -> None:
     with pytest.raises(ValueError, match="OWNER"):
         await CreateApiKey(keys, clock).execute(owner)
-    assert keys.keys == {}
+    assert await keys.all() == []
 
 
 async def test_the_right_token_authenticates_its_owner(
@@ -102,39 +115,52 @@ async def test_a_token_with_another_prefix_authenticates_nobody(
 
 async def test_a_revoked_key_authenticates_nobody(
     issued: IssuedKey,
-    keys: InMemoryApiKeyStore,
+    keys: ApiKeyStore,
     authenticate: AuthenticateApiKey,
     clock: FakeClock,
 ) -> None:
     revoke = RevokeApiKey(keys, clock)
     assert await revoke.execute(issued.record.key_id) is True
     assert await authenticate.execute(issued.token) is None
-    assert keys.keys[issued.record.key_id].revoked_at == clock.now()
+    revoked = await keys.get(issued.record.key_id)
+    assert revoked is not None
+    assert revoked.revoked_at == clock.now()
     assert await revoke.execute(issued.record.key_id) is False
     assert await revoke.execute("nope") is False
 
 
-async def test_list_shows_records_without_secrets(
-    issued: IssuedKey, keys: InMemoryApiKeyStore
-) -> None:
+async def test_list_shows_records_without_secrets(issued: IssuedKey, keys: ApiKeyStore) -> None:
     listed = await ListApiKeys(keys).execute()
     assert listed == [issued.record]
     _, _, secret = issued.token.split("_", 2)
     assert all(secret not in repr(k) for k in listed)
 
 
-class CountingStore(InMemoryApiKeyStore):
-    def __init__(self) -> None:
-        super().__init__()
+class CountingStore:
+    """`keys`, counting the reads of one key."""
+
+    def __init__(self, inner: ApiKeyStore) -> None:
+        self._inner = inner
         self.reads = 0
+
+    async def add(self, key: ApiKey) -> None:
+        await self._inner.add(key)
 
     async def get(self, key_id: str) -> ApiKey | None:
         self.reads += 1
-        return await super().get(key_id)
+        return await self._inner.get(key_id)
+
+    async def all(self) -> list[ApiKey]:
+        return await self._inner.all()
+
+    async def revoke(self, key_id: str, now: datetime) -> bool:
+        return await self._inner.revoke(key_id, now)
 
 
-async def test_the_cache_saves_reads_until_its_ttl_runs_out(clock: FakeClock) -> None:
-    store = CountingStore()
+async def test_the_cache_saves_reads_until_its_ttl_runs_out(
+    keys: ApiKeyStore, clock: FakeClock
+) -> None:
+    store = CountingStore(keys)
     token = (await CreateApiKey(store, clock).execute("alice")).token
     now = [100.0]
     cached = AuthenticateApiKey(store, cache_ttl_s=10, monotonic=lambda: now[0])
@@ -147,8 +173,10 @@ async def test_the_cache_saves_reads_until_its_ttl_runs_out(clock: FakeClock) ->
     assert store.reads == 2
 
 
-async def test_a_revoke_in_this_process_empties_the_cache_at_once(clock: FakeClock) -> None:
-    store = CountingStore()
+async def test_a_revoke_in_this_process_empties_the_cache_at_once(
+    keys: ApiKeyStore, clock: FakeClock
+) -> None:
+    store = CountingStore(keys)
     issued = await CreateApiKey(store, clock).execute("alice")
     cached = AuthenticateApiKey(store, cache_ttl_s=3600)
     assert await cached.execute(issued.token) == "alice"

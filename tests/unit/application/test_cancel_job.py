@@ -5,8 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 import pytest
-from builders import a_job, seed, stored
-from fakes import FakeClock, FakeUnitOfWork, FakeUnitOfWorkFactory
+from builders import LEASE, Interleaved, Storage, a_job, rival_update, seed, stored
+from fakes import FakeClock
 
 from application.errors import JobConflict, JobNotFound
 from application.use_cases.cancel_job import CancelJob
@@ -16,20 +16,20 @@ JOB_ID = UUID(int=7)
 
 
 @pytest.fixture
-def cancel(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> CancelJob:
+def cancel(uow: Storage, clock: FakeClock) -> CancelJob:
     return CancelJob(uow, clock)
 
 
 @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.PROCESSING])
 async def test_an_unfinished_job_is_cancelled(
-    cancel: CancelJob, uow: FakeUnitOfWorkFactory, clock: FakeClock, status: JobStatus
+    cancel: CancelJob, uow: Storage, clock: FakeClock, status: JobStatus
 ) -> None:
-    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now(), summary="kept"))
+    await seed(uow, a_job(status, event_id=JOB_ID, now=clock.now(), summary="kept"))
     clock.advance(5)
 
     returned = await cancel.execute("alice", JOB_ID)
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is returned.status is JobStatus.CANCELLED
     assert job.finished_at == clock.now()
     assert (job.step, job.lease_expires_at, job.error) == (None, None, None)
@@ -38,24 +38,24 @@ async def test_an_unfinished_job_is_cancelled(
 
 @pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED])
 async def test_a_terminal_job_is_a_conflict_and_stays_as_it_was(
-    cancel: CancelJob, uow: FakeUnitOfWorkFactory, clock: FakeClock, status: JobStatus
+    cancel: CancelJob, uow: Storage, clock: FakeClock, status: JobStatus
 ) -> None:
-    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
-    before = stored(uow, JOB_ID).copy()
+    await seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
+    before = (await stored(uow, JOB_ID)).copy()
 
     with pytest.raises(JobConflict):
         await cancel.execute("alice", JOB_ID)
-    assert stored(uow, JOB_ID) == before
+    assert (await stored(uow, JOB_ID)) == before
 
 
 async def test_another_owners_job_is_not_found_and_untouched(
-    cancel: CancelJob, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    cancel: CancelJob, uow: Storage, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
+    await seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
 
     with pytest.raises(JobNotFound):
         await cancel.execute("bob", JOB_ID)
-    assert stored(uow, JOB_ID).status is JobStatus.PENDING
+    assert (await stored(uow, JOB_ID)).status is JobStatus.PENDING
 
 
 async def test_a_missing_job_is_not_found(cancel: CancelJob) -> None:
@@ -63,30 +63,17 @@ async def test_a_missing_job_is_not_found(cancel: CancelJob) -> None:
         await cancel.execute("alice", JOB_ID)
 
 
-class HeartbeatRacingFactory(FakeUnitOfWorkFactory):
-    """A worker's heartbeat commits while the first `races` cancels are in flight."""
+async def test_a_concurrent_heartbeat_is_retried_not_reported(
+    uow: Storage, clock: FakeClock
+) -> None:
+    await seed(uow, a_job(JobStatus.PROCESSING, event_id=JOB_ID, now=clock.now()))
+    # A worker's heartbeat commits right after each of the first two reads of the cancel.
+    heartbeat = rival_update(uow, JOB_ID, lambda job: job.renew_lease(clock.now(), LEASE))
+    racing = Interleaved(uow, after_read={1: heartbeat, 2: heartbeat})
 
-    def __init__(self, clock: FakeClock, races: int) -> None:
-        super().__init__()
-        self._clock = clock
-        self._races = races
+    await CancelJob(racing, clock).execute("alice", JOB_ID)
 
-    def __call__(self) -> FakeUnitOfWork:
-        unit = super().__call__()
-        if self._races > 0:
-            self._races -= 1
-            job = self.store.jobs[JOB_ID]
-            job.renew_lease(self._clock.now(), job.lease_expires_at - job.updated_at)
-            job.version += 1
-        return unit
-
-
-async def test_a_concurrent_heartbeat_is_retried_not_reported(clock: FakeClock) -> None:
-    uow = HeartbeatRacingFactory(clock, races=2)
-    seed(uow, a_job(JobStatus.PROCESSING, event_id=JOB_ID, now=clock.now()))
-
-    await CancelJob(uow, clock).execute("alice", JOB_ID)
-
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.CANCELLED
     assert job.version == 3  # two heartbeats, then the cancel
+    assert racing.reads == 3

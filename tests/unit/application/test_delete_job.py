@@ -5,8 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 import pytest
-from builders import a_job, seed
-from fakes import FakeClock, FakeUnitOfWorkFactory
+from builders import Storage, a_job, found, job_count, seed
+from fakes import FakeClock
 
 from application.errors import JobNotFound
 from application.events import count_statuses, publishing
@@ -19,32 +19,51 @@ JOB_ID = UUID(int=7)
 
 
 @pytest.fixture
-def delete(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> DeleteJob:
+def delete(uow: Storage, clock: FakeClock) -> DeleteJob:
     return DeleteJob(uow, clock)
 
 
 @pytest.mark.parametrize("status", list(JobStatus))
 async def test_the_owner_erases_the_job(
-    delete: DeleteJob, uow: FakeUnitOfWorkFactory, clock: FakeClock, status: JobStatus
+    delete: DeleteJob, uow: Storage, clock: FakeClock, status: JobStatus
 ) -> None:
-    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
-    seed(uow, a_job(event_id=UUID(int=8), now=clock.now()))
+    await seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
+    await seed(uow, a_job(event_id=UUID(int=8), now=clock.now()))
 
     await delete.execute("alice", JOB_ID)
 
-    assert list(uow.store.jobs) == [UUID(int=8)]
+    assert await found(uow, JOB_ID) is None
+    assert await job_count(uow) == 1
     with pytest.raises(JobNotFound):
         await GetJob(uow).execute("alice", JOB_ID)
 
 
-async def test_another_owner_cannot_erase_it(
-    delete: DeleteJob, uow: FakeUnitOfWorkFactory, clock: FakeClock
+async def test_the_jobs_outbox_rows_are_erased_with_it(
+    delete: DeleteJob, uow: Storage, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
+    other = UUID(int=8)
+    await seed(uow, a_job(event_id=JOB_ID, now=clock.now()), a_job(event_id=other, now=clock.now()))
+    async with uow() as tx:
+        for event_id in (JOB_ID, other, JOB_ID):
+            await tx.outbox.add(event_id, clock.now())
+        await tx.outbox.mark_sent([JOB_ID], clock.now())
+        await tx.commit()
+
+    await delete.execute("alice", JOB_ID)
+
+    assert await uow.outbox_rows() == [(other, False)]
+    async with uow() as tx:
+        assert await tx.outbox.backlog() == 1
+
+
+async def test_another_owner_cannot_erase_it(
+    delete: DeleteJob, uow: Storage, clock: FakeClock
+) -> None:
+    await seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
 
     with pytest.raises(JobNotFound):
         await delete.execute("bob", JOB_ID)
-    assert JOB_ID in uow.store.jobs
+    assert await found(uow, JOB_ID) is not None
 
 
 async def test_a_missing_job_is_not_found(delete: DeleteJob) -> None:
@@ -53,9 +72,9 @@ async def test_a_missing_job_is_not_found(delete: DeleteJob) -> None:
 
 
 async def test_deleting_twice_is_not_found_the_second_time(
-    delete: DeleteJob, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    delete: DeleteJob, uow: Storage, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
+    await seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
     await delete.execute("alice", JOB_ID)
     with pytest.raises(JobNotFound):
         await delete.execute("alice", JOB_ID)
@@ -74,13 +93,13 @@ class RecordingMetrics(NoMetrics):
     [(JobStatus.PROCESSING, [JobStatus.CANCELLED]), (JobStatus.COMPLETED, [])],
 )
 async def test_an_unfinished_job_is_cancelled_before_it_is_erased(
-    uow: FakeUnitOfWorkFactory, clock: FakeClock, status: JobStatus, counted: list[JobStatus]
+    uow: Storage, clock: FakeClock, status: JobStatus, counted: list[JobStatus]
 ) -> None:
-    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
+    await seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
     metrics = RecordingMetrics()
 
     counted_uow = publishing(uow, [count_statuses(metrics)])
     await DeleteJob(counted_uow, clock).execute("alice", JOB_ID)
 
-    assert JOB_ID not in uow.store.jobs
+    assert await found(uow, JOB_ID) is None
     assert metrics.reached == counted

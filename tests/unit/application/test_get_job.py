@@ -5,8 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 import pytest
-from builders import a_job, seed
-from fakes import FakeClock, FakeUnitOfWorkFactory
+from builders import Storage, a_job, seed, stored
+from fakes import FakeClock
 
 from application.errors import JobNotFound
 from application.use_cases.get_job import GetJob
@@ -16,8 +16,8 @@ JOB_ID = UUID(int=7)
 
 
 @pytest.fixture
-def get_job(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> GetJob:
-    seed(uow, a_job(JobStatus.COMPLETED, event_id=JOB_ID, now=clock.now()))
+async def get_job(uow: Storage, clock: FakeClock) -> GetJob:
+    await seed(uow, a_job(JobStatus.COMPLETED, event_id=JOB_ID, now=clock.now()))
     return GetJob(uow)
 
 
@@ -39,7 +39,7 @@ async def test_a_missing_job_is_not_found(get_job: GetJob) -> None:
         await get_job.execute("alice", UUID(int=8))
 
 
-async def test_the_caller_gets_a_detached_copy(get_job: GetJob, uow: FakeUnitOfWorkFactory) -> None:
+async def test_the_caller_gets_a_detached_copy(get_job: GetJob, uow: Storage) -> None:
     job = await get_job.execute("alice", JOB_ID)
     job.metadata["x"] = "y"
-    assert uow.store.jobs[JOB_ID].metadata == {}
+    assert (await stored(uow, JOB_ID)).metadata == {}

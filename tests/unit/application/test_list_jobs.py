@@ -7,8 +7,8 @@ import json
 from uuid import UUID
 
 import pytest
-from builders import a_job, seed
-from fakes import FakeClock, FakeUnitOfWorkFactory
+from builders import Storage, a_job, seed
+from fakes import FakeClock
 
 from application.errors import InvalidCursor
 from application.use_cases.list_jobs import ListJobs, ListJobsQuery
@@ -18,11 +18,11 @@ STATUSES = list(JobStatus)
 
 
 @pytest.fixture
-def list_jobs(uow: FakeUnitOfWorkFactory) -> ListJobs:
+def list_jobs(uow: Storage) -> ListJobs:
     return ListJobs(uow)
 
 
-def seed_jobs(uow: FakeUnitOfWorkFactory, clock: FakeClock, count: int) -> list[UUID]:
+async def seed_jobs(uow: Storage, clock: FakeClock, count: int) -> list[UUID]:
     """`count` jobs of alice, created one after another, in every status; every
     third pair shares a timestamp so the event id must break the tie."""
     made = []
@@ -31,16 +31,16 @@ def seed_jobs(uow: FakeUnitOfWorkFactory, clock: FakeClock, count: int) -> list[
             clock.advance(1)
         event_id = UUID(int=1000 + n)
         status = STATUSES[n % len(STATUSES)]
-        seed(uow, a_job(status, event_id=event_id, now=clock.now()))
+        await seed(uow, a_job(status, event_id=event_id, now=clock.now()))
         made.append(event_id)
-    seed(uow, a_job(event_id=UUID(int=1), now=clock.now(), owner="bob"))
+    await seed(uow, a_job(event_id=UUID(int=1), now=clock.now(), owner="bob"))
     return made
 
 
 async def test_newest_first_and_only_the_owners(
-    list_jobs: ListJobs, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    list_jobs: ListJobs, uow: Storage, clock: FakeClock
 ) -> None:
-    made = seed_jobs(uow, clock, 5)
+    made = await seed_jobs(uow, clock, 5)
 
     page = await list_jobs.execute(ListJobsQuery(owner="alice"))
 
@@ -48,10 +48,8 @@ async def test_newest_first_and_only_the_owners(
     assert page.next_cursor is None
 
 
-async def test_status_filter(
-    list_jobs: ListJobs, uow: FakeUnitOfWorkFactory, clock: FakeClock
-) -> None:
-    seed_jobs(uow, clock, 10)
+async def test_status_filter(list_jobs: ListJobs, uow: Storage, clock: FakeClock) -> None:
+    await seed_jobs(uow, clock, 10)
     wanted = (JobStatus.FAILED, JobStatus.PENDING)
 
     page = await list_jobs.execute(ListJobsQuery(owner="alice", statuses=wanted))
@@ -62,9 +60,9 @@ async def test_status_filter(
 
 
 async def test_paging_through_45_jobs_gives_each_exactly_once(
-    list_jobs: ListJobs, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    list_jobs: ListJobs, uow: Storage, clock: FakeClock
 ) -> None:
-    made = seed_jobs(uow, clock, 45)
+    made = await seed_jobs(uow, clock, 45)
     seen: list[UUID] = []
     sizes = []
     cursor = None
@@ -81,9 +79,9 @@ async def test_paging_through_45_jobs_gives_each_exactly_once(
 
 
 async def test_a_full_last_page_has_no_next_cursor(
-    list_jobs: ListJobs, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    list_jobs: ListJobs, uow: Storage, clock: FakeClock
 ) -> None:
-    seed_jobs(uow, clock, 40)
+    await seed_jobs(uow, clock, 40)
     first = await list_jobs.execute(ListJobsQuery(owner="alice", limit=20))
     second = await list_jobs.execute(
         ListJobsQuery(owner="alice", limit=20, cursor=first.next_cursor)
@@ -93,12 +91,12 @@ async def test_a_full_last_page_has_no_next_cursor(
 
 
 async def test_paging_is_stable_under_new_inserts(
-    list_jobs: ListJobs, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    list_jobs: ListJobs, uow: Storage, clock: FakeClock
 ) -> None:
-    made = seed_jobs(uow, clock, 30)
+    made = await seed_jobs(uow, clock, 30)
     first = await list_jobs.execute(ListJobsQuery(owner="alice", limit=20))
     clock.advance(10)
-    seed(uow, a_job(event_id=UUID(int=5000), now=clock.now()))
+    await seed(uow, a_job(event_id=UUID(int=5000), now=clock.now()))
 
     second = await list_jobs.execute(
         ListJobsQuery(owner="alice", limit=20, cursor=first.next_cursor)
@@ -135,9 +133,7 @@ async def test_a_bad_cursor_is_refused(list_jobs: ListJobs, cursor: str) -> None
     "content",
     [["2020-01-01T00:00:00+00:00", 5], [1, "00000000-0000-0000-0000-000000000001"], [None, None]],
 )
-async def test_a_cursor_of_the_wrong_shape_is_invalid(
-    uow: FakeUnitOfWorkFactory, content: list[object]
-) -> None:
+async def test_a_cursor_of_the_wrong_shape_is_invalid(uow: Storage, content: list[object]) -> None:
     cursor = base64.urlsafe_b64encode(json.dumps(content).encode()).decode()
     with pytest.raises(InvalidCursor):
         await ListJobs(uow).execute(ListJobsQuery("alice", cursor=cursor))

@@ -7,14 +7,25 @@ import random
 from uuid import UUID
 
 import pytest
-from builders import LEASE, a_job, seed, stored
-from fakes import FakeClock, FakeUnitOfWork, FakeUnitOfWorkFactory
+from builders import (
+    LEASE,
+    Interleaved,
+    Storage,
+    a_job,
+    eventually,
+    found,
+    rival_update,
+    seed,
+    stored,
+    update,
+)
+from fakes import FakeClock
 from tests.support.fake_llm import DEFAULT_USAGE, FakeLLM
 
 from application.errors import PermanentLLMError, TransientLLMError
 from application.llm_retry import LLMRetryPolicy, RetrySettings
 from application.null_metrics import NoMetrics
-from application.ports import LLMGateway, Metrics
+from application.ports import LLMGateway, Metrics, Summary
 from application.use_cases.cancel_job import CancelJob
 from application.use_cases.delete_job import DeleteJob
 from application.use_cases.process_job import Outcome, ProcessJob, ProcessSettings
@@ -50,7 +61,7 @@ class Beats:
 
 
 def build(
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     llm: LLMGateway,
     clock: FakeClock,
     settings: ProcessSettings = SETTINGS,
@@ -78,15 +89,13 @@ def sleeps() -> Sleeps:
 
 
 @pytest.fixture
-def process(
-    uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock, sleeps: Sleeps
-) -> ProcessJob:
+def process(uow: Storage, llm: FakeLLM, clock: FakeClock, sleeps: Sleeps) -> ProcessJob:
     return build(uow, llm, clock, sleeps=sleeps, rng=random.Random(1))
 
 
 @pytest.fixture
-def pending(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> None:
-    seed(uow, a_job(event_id=JOB_ID, now=clock.now(), input_text=TEXT))
+async def pending(uow: Storage, clock: FakeClock) -> None:
+    await seed(uow, a_job(event_id=JOB_ID, now=clock.now(), input_text=TEXT))
 
 
 # -- the happy path -------------------------------------------------------------
@@ -94,12 +103,12 @@ def pending(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> None:
 
 @pytest.mark.usefixtures("pending")
 async def test_both_steps_run_and_the_job_completes(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     outcome = await process.execute(JOB_ID)
 
     assert outcome is Outcome.COMPLETED
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.COMPLETED
     assert job.summary == "Hands must be washed."
     assert job.checklist == ("Wash hands.", "Dry hands.")
@@ -115,13 +124,13 @@ async def test_both_steps_run_and_the_job_completes(
 
 @pytest.mark.usefixtures("pending")
 async def test_the_summary_is_saved_before_the_checklist_runs(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM
+    process: ProcessJob, uow: Storage, llm: FakeLLM
 ) -> None:
     llm.hold(Step.CHECKLIST)
     task = asyncio.create_task(process.execute(JOB_ID))
     await llm.wait_entered(Step.CHECKLIST)
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.PROCESSING
     assert job.step is Step.CHECKLIST
     assert job.summary == "Hands must be washed."
@@ -132,14 +141,16 @@ async def test_the_summary_is_saved_before_the_checklist_runs(
 
 
 async def test_a_saved_summary_is_not_paid_for_twice(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(event_id=JOB_ID, now=clock.now(), input_text=TEXT, summary="Old summary."))
+    await seed(
+        uow, a_job(event_id=JOB_ID, now=clock.now(), input_text=TEXT, summary="Old summary.")
+    )
 
     assert await process.execute(JOB_ID) is Outcome.COMPLETED
 
     assert llm.calls == [("checklist", "Old summary.", TEXT)]
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.summary == "Old summary."
     assert job.usage == Usage(10, 5, 15) + DEFAULT_USAGE
     assert job.attempts == 2
@@ -149,31 +160,31 @@ async def test_a_saved_summary_is_not_paid_for_twice(
 
 
 async def test_a_duplicate_delivery_of_a_held_job_is_skipped(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(JobStatus.PROCESSING, event_id=JOB_ID, now=clock.now()))
-    before = stored(uow, JOB_ID).copy()
+    await seed(uow, a_job(JobStatus.PROCESSING, event_id=JOB_ID, now=clock.now()))
+    before = await stored(uow, JOB_ID)
     clock.advance(59)  # the lease still has a second to go
 
     assert await process.execute(JOB_ID) is Outcome.SKIPPED
     assert llm.calls == []
-    assert stored(uow, JOB_ID) == before
+    assert await stored(uow, JOB_ID) == before
 
 
 @pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED])
 async def test_a_finished_job_is_skipped(
     process: ProcessJob,
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     llm: FakeLLM,
     clock: FakeClock,
     status: JobStatus,
 ) -> None:
-    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
-    before = stored(uow, JOB_ID).copy()
+    await seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
+    before = await stored(uow, JOB_ID)
 
     assert await process.execute(JOB_ID) is Outcome.SKIPPED
     assert llm.calls == []
-    assert stored(uow, JOB_ID) == before
+    assert await stored(uow, JOB_ID) == before
 
 
 async def test_a_missing_job_is_skipped(process: ProcessJob, llm: FakeLLM) -> None:
@@ -182,14 +193,14 @@ async def test_a_missing_job_is_skipped(process: ProcessJob, llm: FakeLLM) -> No
 
 
 async def test_an_expired_lease_is_taken_over(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(JobStatus.PROCESSING, event_id=JOB_ID, now=clock.now(), summary="S1."))
+    await seed(uow, a_job(JobStatus.PROCESSING, event_id=JOB_ID, now=clock.now(), summary="S1."))
     clock.advance(LEASE.total_seconds())
 
     assert await process.execute(JOB_ID) is Outcome.COMPLETED
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.COMPLETED
     assert (job.attempts, job.deliveries) == (2, 2)
     assert llm.calls == [("checklist", "S1.", job.input_text)]
@@ -197,7 +208,7 @@ async def test_an_expired_lease_is_taken_over(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_worker_whose_job_was_taken_over_never_overwrites_it(
-    uow: FakeUnitOfWorkFactory, clock: FakeClock, sleeps: Sleeps
+    uow: Storage, clock: FakeClock, sleeps: Sleeps
 ) -> None:
     slow_llm = FakeLLM(summary="Slow summary.")
     slow = build(uow, slow_llm, clock, sleeps=sleeps)
@@ -211,49 +222,36 @@ async def test_a_worker_whose_job_was_taken_over_never_overwrites_it(
     slow_llm.release(Step.SUMMARIZE)
     assert await first is Outcome.STOPPED
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.summary == "Fast summary."
     assert job.status is JobStatus.COMPLETED
     assert slow_llm.calls_of(Step.CHECKLIST) == []
 
 
-class RivalClaimFactory(FakeUnitOfWorkFactory):
-    """Another worker claims the job while our claim's transaction is open."""
+async def test_losing_the_claim_race_is_a_skip(
+    uow: Storage, clock: FakeClock, llm: FakeLLM
+) -> None:
+    await seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
+    # Another worker claims the job between our claim's read and its save.
+    rival_claim = rival_update(uow, JOB_ID, lambda job: job.claim(clock.now(), LEASE, 5))
+    racing = Interleaved(uow, after_read={1: rival_claim})
 
-    def __init__(self, clock: FakeClock) -> None:
-        super().__init__()
-        self._clock = clock
-        self._raced = False
-
-    def __call__(self) -> FakeUnitOfWork:
-        unit = super().__call__()
-        if not self._raced:
-            self._raced = True
-            rival = self.store.jobs[JOB_ID]
-            rival.start(self._clock.now(), LEASE)
-            rival.version += 1
-        return unit
-
-
-async def test_losing_the_claim_race_is_a_skip(clock: FakeClock, llm: FakeLLM) -> None:
-    uow = RivalClaimFactory(clock)
-    seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
-
-    assert await build(uow, llm, clock).execute(JOB_ID) is Outcome.SKIPPED
+    assert await build(racing, llm, clock).execute(JOB_ID) is Outcome.SKIPPED
     assert llm.calls == []
-    assert stored(uow, JOB_ID).attempts == 1  # the rival's claim only
+    job = await stored(uow, JOB_ID)
+    assert (job.attempts, job.version) == (1, 1)  # the rival's claim only
 
 
 async def test_too_many_deliveries_fail_the_job_without_a_call(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     job = a_job(event_id=JOB_ID, now=clock.now())
     job.deliveries = SETTINGS.max_deliveries
-    seed(uow, job)
+    await seed(uow, job)
 
     assert await process.execute(JOB_ID) is Outcome.FAILED
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.FAILED
     assert job.error is not None
     assert job.error.code is ErrorCode.INTERNAL
@@ -262,11 +260,11 @@ async def test_too_many_deliveries_fail_the_job_without_a_call(
 
 
 async def test_the_last_allowed_delivery_still_runs(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     job = a_job(event_id=JOB_ID, now=clock.now())
     job.deliveries = SETTINGS.max_deliveries - 1
-    seed(uow, job)
+    await seed(uow, job)
 
     assert await process.execute(JOB_ID) is Outcome.COMPLETED
 
@@ -276,7 +274,7 @@ async def test_the_last_allowed_delivery_still_runs(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_cancel_during_step_one_is_never_overwritten(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.hold(Step.SUMMARIZE)
     task = asyncio.create_task(process.execute(JOB_ID))
@@ -286,7 +284,7 @@ async def test_a_cancel_during_step_one_is_never_overwritten(
     llm.release(Step.SUMMARIZE)
 
     assert await task is Outcome.STOPPED
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.CANCELLED
     assert job.summary is None
     assert llm.calls_of(Step.CHECKLIST) == []
@@ -294,7 +292,7 @@ async def test_a_cancel_during_step_one_is_never_overwritten(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_cancel_during_step_two_keeps_the_summary(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.hold(Step.CHECKLIST)
     task = asyncio.create_task(process.execute(JOB_ID))
@@ -304,7 +302,7 @@ async def test_a_cancel_during_step_two_keeps_the_summary(
     llm.release(Step.CHECKLIST)
 
     assert await task is Outcome.STOPPED
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.CANCELLED
     assert job.summary == "Hands must be washed."
     assert job.checklist is None
@@ -313,7 +311,7 @@ async def test_a_cancel_during_step_two_keeps_the_summary(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_job_deleted_mid_run_is_not_recreated(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.hold(Step.SUMMARIZE)
     task = asyncio.create_task(process.execute(JOB_ID))
@@ -323,13 +321,13 @@ async def test_a_job_deleted_mid_run_is_not_recreated(
     llm.release(Step.SUMMARIZE)
 
     assert await task is Outcome.STOPPED
-    assert JOB_ID not in uow.store.jobs
+    assert await found(uow, JOB_ID) is None
     assert llm.calls_of(Step.CHECKLIST) == []
 
 
 @pytest.mark.usefixtures("pending")
 async def test_a_job_deleted_while_failing_is_not_recreated(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.fail_next(Step.SUMMARIZE, PermanentLLMError(ErrorCode.LLM_REJECTED, "no"))
     llm.hold(Step.SUMMARIZE)
@@ -340,13 +338,13 @@ async def test_a_job_deleted_while_failing_is_not_recreated(
     llm.release(Step.SUMMARIZE)
 
     assert await task is Outcome.STOPPED
-    assert JOB_ID not in uow.store.jobs
+    assert await found(uow, JOB_ID) is None
 
 
 @pytest.mark.parametrize("step", list(Step))
 @pytest.mark.usefixtures("pending")
 async def test_a_cancelled_run_hands_the_job_back(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, step: Step
+    process: ProcessJob, uow: Storage, llm: FakeLLM, step: Step
 ) -> None:
     llm.hold(step)
     task = asyncio.create_task(process.execute(JOB_ID))
@@ -356,7 +354,7 @@ async def test_a_cancelled_run_hands_the_job_back(
     with pytest.raises(asyncio.CancelledError):
         await task
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.PENDING
     assert (job.step, job.lease_expires_at) == (None, None)
     assert (job.summary is not None) == (step is Step.CHECKLIST)
@@ -364,7 +362,7 @@ async def test_a_cancelled_run_hands_the_job_back(
     llm.release(step)  # the next worker finishes it, without redoing a saved step
     assert await process.execute(JOB_ID) is Outcome.COMPLETED
     assert len(llm.calls_of(Step.SUMMARIZE)) == (1 if step is Step.CHECKLIST else 2)
-    assert stored(uow, JOB_ID).attempts == 2
+    assert (await stored(uow, JOB_ID)).attempts == 2
 
 
 # -- LLM errors ------------------------------------------------------------------
@@ -374,7 +372,7 @@ TRANSIENT_CODES = [ErrorCode.LLM_RATE_LIMITED, ErrorCode.LLM_UNAVAILABLE, ErrorC
 
 @pytest.mark.usefixtures("pending")
 async def test_transient_errors_are_retried_with_capped_jittered_backoff(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, sleeps: Sleeps
+    process: ProcessJob, uow: Storage, llm: FakeLLM, sleeps: Sleeps
 ) -> None:
     llm.fail_next(Step.SUMMARIZE, TransientLLMError(ErrorCode.LLM_UNAVAILABLE, "503"), times=3)
 
@@ -384,7 +382,7 @@ async def test_transient_errors_are_retried_with_capped_jittered_backoff(
     assert len(sleeps.delays) == 3
     ceilings = [1, 2, 3]  # base * 2**(n-1), capped at backoff_max_s
     assert all(0 <= d <= c for d, c in zip(sleeps.delays, ceilings, strict=True))
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.COMPLETED
     assert job.attempts == 1  # call retries inside a step are not attempts
 
@@ -406,13 +404,13 @@ async def test_retry_after_is_honoured_and_capped(
 @pytest.mark.parametrize("code", TRANSIENT_CODES)
 @pytest.mark.usefixtures("pending")
 async def test_transient_errors_until_the_attempts_run_out_fail_the_job(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, sleeps: Sleeps, code: ErrorCode
+    process: ProcessJob, uow: Storage, llm: FakeLLM, sleeps: Sleeps, code: ErrorCode
 ) -> None:
     llm.fail_next(Step.SUMMARIZE, TransientLLMError(code, f"boom {code}"), times=10)
 
     assert await process.execute(JOB_ID) is Outcome.FAILED
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.FAILED
     assert job.error is not None
     assert (job.error.code, job.error.message) == (code, f"boom {code}")
@@ -423,27 +421,27 @@ async def test_transient_errors_until_the_attempts_run_out_fail_the_job(
 
 @pytest.mark.usefixtures("pending")
 async def test_the_last_error_names_the_failure(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM
+    process: ProcessJob, uow: Storage, llm: FakeLLM
 ) -> None:
     for code in (ErrorCode.LLM_UNAVAILABLE, ErrorCode.LLM_UNAVAILABLE, ErrorCode.LLM_TIMEOUT):
         llm.fail_next(Step.SUMMARIZE, TransientLLMError(code, "x"))
     llm.fail_next(Step.SUMMARIZE, TransientLLMError(ErrorCode.LLM_RATE_LIMITED, "429"))
 
     assert await process.execute(JOB_ID) is Outcome.FAILED
-    error = stored(uow, JOB_ID).error
+    error = (await stored(uow, JOB_ID)).error
     assert error is not None
     assert error.code is ErrorCode.LLM_RATE_LIMITED
 
 
 @pytest.mark.usefixtures("pending")
 async def test_a_checklist_step_failure_keeps_the_summary(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM
+    process: ProcessJob, uow: Storage, llm: FakeLLM
 ) -> None:
     llm.fail_next(Step.CHECKLIST, TransientLLMError(ErrorCode.LLM_TIMEOUT, "slow"), times=10)
 
     assert await process.execute(JOB_ID) is Outcome.FAILED
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.FAILED
     assert job.summary == "Hands must be washed."
     assert job.usage == DEFAULT_USAGE
@@ -453,13 +451,13 @@ async def test_a_checklist_step_failure_keeps_the_summary(
 @pytest.mark.parametrize("code", [ErrorCode.LLM_REJECTED, ErrorCode.LLM_BAD_OUTPUT])
 @pytest.mark.usefixtures("pending")
 async def test_a_permanent_error_fails_at_once(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, sleeps: Sleeps, code: ErrorCode
+    process: ProcessJob, uow: Storage, llm: FakeLLM, sleeps: Sleeps, code: ErrorCode
 ) -> None:
     llm.fail_next(Step.SUMMARIZE, PermanentLLMError(code, "content filter"))
 
     assert await process.execute(JOB_ID) is Outcome.FAILED
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.FAILED
     assert job.error is not None
     assert job.error.code is code
@@ -469,17 +467,15 @@ async def test_a_permanent_error_fails_at_once(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_failed_job_retried_later_completes_from_the_saved_step(
-    process: ProcessJob, uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.fail_next(Step.CHECKLIST, PermanentLLMError(ErrorCode.LLM_REJECTED, "no"))
     assert await process.execute(JOB_ID) is Outcome.FAILED
-    job = stored(uow, JOB_ID)
-    job.retry(clock.now())  # as RetryJob would
-    job.version += 1
+    await update(uow, JOB_ID, lambda job: job.retry(clock.now()))  # as RetryJob would
 
     assert await process.execute(JOB_ID) is Outcome.COMPLETED
     assert len(llm.calls_of(Step.SUMMARIZE)) == 1
-    assert stored(uow, JOB_ID).attempts == 2
+    assert (await stored(uow, JOB_ID)).attempts == 2
 
 
 # -- the backstops ---------------------------------------------------------------
@@ -487,12 +483,12 @@ async def test_a_failed_job_retried_later_completes_from_the_saved_step(
 
 @pytest.mark.usefixtures("pending")
 async def test_a_blank_summary_fails_the_job_as_bad_output(
-    uow: FakeUnitOfWorkFactory, clock: FakeClock, sleeps: Sleeps
+    uow: Storage, clock: FakeClock, sleeps: Sleeps
 ) -> None:
     broken = FakeLLM(summary="   ")  # the gateway broke its promise: a blank summary
     process = build(uow, broken, clock, sleeps=sleeps)
     assert await process.execute(JOB_ID) is Outcome.FAILED
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.error is not None
     assert job.error.code is ErrorCode.LLM_BAD_OUTPUT
     assert job.summary is None
@@ -501,7 +497,7 @@ async def test_a_blank_summary_fails_the_job_as_bad_output(
 
 @pytest.mark.usefixtures("pending")
 async def test_an_unexpected_error_ends_as_internal_after_max_deliveries(
-    uow: FakeUnitOfWorkFactory, clock: FakeClock, sleeps: Sleeps
+    uow: Storage, clock: FakeClock, sleeps: Sleeps
 ) -> None:
     broken = FakeLLM()
     broken.fail_next(Step.SUMMARIZE, RuntimeError("a bug"), times=SETTINGS.max_deliveries)
@@ -509,12 +505,12 @@ async def test_an_unexpected_error_ends_as_internal_after_max_deliveries(
     for delivery in range(1, SETTINGS.max_deliveries + 1):
         with pytest.raises(RuntimeError, match="a bug"):
             await process.execute(JOB_ID)
-        job = stored(uow, JOB_ID)
+        job = await stored(uow, JOB_ID)
         assert (job.status, job.deliveries) == (JobStatus.PROCESSING, delivery)
         clock.advance(LEASE.total_seconds())  # the lease runs out; it is delivered again
 
     assert await process.execute(JOB_ID) is Outcome.FAILED
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.error is not None
     assert job.error.code is ErrorCode.INTERNAL
     assert len(broken.calls) == SETTINGS.max_deliveries
@@ -522,28 +518,128 @@ async def test_an_unexpected_error_ends_as_internal_after_max_deliveries(
 
 @pytest.mark.usefixtures("pending")
 async def test_the_lease_is_renewed_while_a_step_runs(
-    uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
+    uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     beats = Beats()
     process = build(uow, llm, clock, beats=beats)
     llm.hold(Step.SUMMARIZE)
     task = asyncio.create_task(process.execute(JOB_ID))
     await llm.wait_entered(Step.SUMMARIZE)
-    claimed = stored(uow, JOB_ID).copy()
+    claimed = await stored(uow, JOB_ID)
     clock.advance(30)
+
+    async def renewed_now() -> bool:
+        return (await stored(uow, JOB_ID)).lease_expires_at == clock.now() + LEASE
 
     for _ in range(2):  # the second renewal writes over the first (its own newer version)
         beats.beat()
-        for _ in range(100):
-            await asyncio.sleep(0)
-            if stored(uow, JOB_ID).lease_expires_at == clock.now() + LEASE:
-                break
+        await eventually(renewed_now)
         clock.advance(15)
     clock.advance(-15)
 
-    renewed = stored(uow, JOB_ID)
+    renewed = await stored(uow, JOB_ID)
     assert renewed.version == claimed.version + 2
     assert renewed.lease_expires_at == clock.now() + LEASE
     assert renewed.status is JobStatus.PROCESSING
     llm.release(Step.SUMMARIZE)
     assert await task is Outcome.COMPLETED
+
+
+# -- races (on PostgreSQL these are real transactions racing) ------------------------
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_heartbeat_during_a_step_does_not_lose_the_steps_save(
+    uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    beats = Beats()
+    process = build(uow, llm, clock, beats=beats)
+    llm.hold(Step.SUMMARIZE)
+    task = asyncio.create_task(process.execute(JOB_ID))
+    await llm.wait_entered(Step.SUMMARIZE)
+    claimed = await stored(uow, JOB_ID)
+
+    beats.beat()  # the renewal commits: the step's own copy is now one version behind
+
+    async def renewed() -> bool:
+        return (await stored(uow, JOB_ID)).version == claimed.version + 1
+
+    await eventually(renewed)
+    llm.release(Step.SUMMARIZE)
+
+    assert await task is Outcome.COMPLETED
+    job = await stored(uow, JOB_ID)
+    assert job.status is JobStatus.COMPLETED
+    assert job.summary == "Hands must be washed."
+    assert job.version == claimed.version + 3  # renewal, summary, checklist
+    assert (job.attempts, job.lease_expires_at) == (1, None)
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_heartbeat_stopped_mid_save_by_the_end_of_a_step_leaves_the_job_sound(
+    uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    beats = Beats()
+    process = build(uow, llm, clock, beats=beats)
+    llm.hold(Step.CHECKLIST)
+    task = asyncio.create_task(process.execute(JOB_ID))
+    await llm.wait_entered(Step.CHECKLIST)
+
+    async with uow() as blocker:  # another transaction holds the job's row
+        held = await blocker.jobs.get(JOB_ID)
+        assert held is not None
+        await blocker.jobs.save(held)
+        beats.beat()  # the renewal's save now waits for the row
+        await asyncio.sleep(0.1)
+        llm.release(Step.CHECKLIST)  # the step ends: the keeper is stopped mid-save
+        await asyncio.sleep(0.1)
+    # The blocker rolled back: the step's own save goes through.
+
+    assert await task is Outcome.COMPLETED
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.step, job.lease_expires_at) == (JobStatus.COMPLETED, None, None)
+    assert job.checklist == ("Wash hands.", "Dry hands.")
+    assert job.version == 3  # claim, summary, checklist: the stopped renewal wrote nothing
+    # Nothing is left holding the row: another writer can still change the job.
+    await update(uow, JOB_ID, lambda j: None)
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_cancel_racing_a_heartbeat_wins_and_stops_the_run(
+    uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    beats = Beats()
+    process = build(uow, llm, clock, beats=beats)
+    llm.hold(Step.SUMMARIZE)
+    task = asyncio.create_task(process.execute(JOB_ID))
+    await llm.wait_entered(Step.SUMMARIZE)
+
+    beats.beat()
+    await CancelJob(uow, clock).execute("alice", JOB_ID)  # races the renewal's save
+    beats.beat()  # a later renewal finds the job no longer ours
+    llm.release(Step.SUMMARIZE)
+
+    assert await task is Outcome.STOPPED
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.lease_expires_at, job.summary) == (JobStatus.CANCELLED, None, None)
+    assert llm.calls_of(Step.CHECKLIST) == []
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_cancel_committed_after_the_step_and_before_its_save_is_kept(
+    uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    cancel = CancelJob(uow, clock)
+
+    class CancelOnReturn(FakeLLM):
+        async def summarize(self, text: str) -> Summary:
+            summary = await super().summarize(text)
+            await cancel.execute("alice", JOB_ID)  # lands just before the summary's save
+            return summary
+
+    racing_llm = CancelOnReturn(summary="Late summary.")
+
+    assert await build(uow, racing_llm, clock).execute(JOB_ID) is Outcome.STOPPED
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.summary) == (JobStatus.CANCELLED, None)
+    assert racing_llm.calls_of(Step.CHECKLIST) == []

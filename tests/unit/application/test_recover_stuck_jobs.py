@@ -5,8 +5,8 @@ from __future__ import annotations
 from uuid import UUID
 
 import pytest
-from builders import a_job, seed, stored
-from fakes import FakeClock, FakeUnitOfWorkFactory, RecordingDispatcher
+from builders import LEASE, Interleaved, Storage, a_job, rival_update, seed, stored
+from fakes import FakeClock, RecordingDispatcher
 
 from application.use_cases.recover_stuck_jobs import RecoverStuckJobs, RecoverySettings
 from application.use_cases.relay_outbox import RelayOutbox
@@ -16,23 +16,23 @@ EXPIRED, IDLE, FRESH_PENDING, LIVE, DONE = (UUID(int=n) for n in range(1, 6))
 
 
 @pytest.fixture
-def recover(uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock) -> RecoverStuckJobs:
+def recover(uow: Storage, relay: RelayOutbox, clock: FakeClock) -> RecoverStuckJobs:
     return RecoverStuckJobs(uow, relay, clock, RecoverySettings(pending_redispatch_s=120))
 
 
 @pytest.fixture
-def jobs(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> None:
+async def jobs(uow: Storage, clock: FakeClock) -> None:
     """At t0: a processing job (lease 60 s) and an idle pending job; at t0+100 s a
     fresh pending job and a processing job with a live lease; a finished one."""
     t0 = clock.now()
-    seed(
+    await seed(
         uow,
         a_job(JobStatus.PROCESSING, event_id=EXPIRED, now=t0, summary="kept"),
         a_job(event_id=IDLE, now=t0),
         a_job(JobStatus.FAILED, event_id=DONE, now=t0),
     )
     clock.advance(100)
-    seed(
+    await seed(
         uow,
         a_job(event_id=FRESH_PENDING, now=clock.now()),
         a_job(JobStatus.PROCESSING, event_id=LIVE, now=clock.now()),
@@ -43,26 +43,26 @@ def jobs(uow: FakeUnitOfWorkFactory, clock: FakeClock) -> None:
 @pytest.mark.usefixtures("jobs")
 async def test_expired_and_idle_jobs_are_dispatched_again_and_fresh_ones_left(
     recover: RecoverStuckJobs,
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     dispatcher: RecordingDispatcher,
     clock: FakeClock,
 ) -> None:
-    untouched = {e: stored(uow, e).copy() for e in (FRESH_PENDING, LIVE, DONE)}
+    untouched = {e: await stored(uow, e) for e in (FRESH_PENDING, LIVE, DONE)}
 
     recovered = await recover.execute()
 
     assert recovered == 2
-    expired = stored(uow, EXPIRED)
+    expired = await stored(uow, EXPIRED)
     assert expired.status is JobStatus.PENDING
     assert (expired.step, expired.lease_expires_at) == (None, None)
     assert expired.summary == "kept"
-    idle = stored(uow, IDLE)
+    idle = await stored(uow, IDLE)
     assert idle.status is JobStatus.PENDING
     assert idle.updated_at == clock.now()
     assert sorted(dispatcher.dispatched) == [EXPIRED, IDLE]
-    assert sorted(uow.store.outbox) == [(EXPIRED, True), (IDLE, True)]
+    assert sorted(await uow.outbox_rows()) == [(EXPIRED, True), (IDLE, True)]
     for event_id, before in untouched.items():
-        assert stored(uow, event_id) == before
+        assert await stored(uow, event_id) == before
 
 
 @pytest.mark.usefixtures("jobs")
@@ -76,33 +76,33 @@ async def test_a_second_run_right_after_finds_nothing(
 
 @pytest.mark.usefixtures("jobs")
 async def test_a_broken_dispatcher_leaves_the_rows_for_later(
-    recover: RecoverStuckJobs, uow: FakeUnitOfWorkFactory, dispatcher: RecordingDispatcher
+    recover: RecoverStuckJobs, uow: Storage, dispatcher: RecordingDispatcher
 ) -> None:
     dispatcher.broken = True
 
     with pytest.raises(OSError, match="broker down"):
         await recover.execute()
 
-    assert stored(uow, EXPIRED).status is JobStatus.PENDING  # the requeue is committed
-    assert sorted(uow.store.outbox) == [(EXPIRED, False), (IDLE, False)]
+    assert (await stored(uow, EXPIRED)).status is JobStatus.PENDING  # the requeue is committed
+    assert sorted(await uow.outbox_rows()) == [(EXPIRED, False), (IDLE, False)]
 
 
 async def test_nothing_stuck_nothing_done(
     recover: RecoverStuckJobs,
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     dispatcher: RecordingDispatcher,
     clock: FakeClock,
 ) -> None:
-    seed(uow, a_job(event_id=IDLE, now=clock.now()))
+    await seed(uow, a_job(event_id=IDLE, now=clock.now()))
     clock.advance(119)
     assert await recover.execute() == 0
     assert dispatcher.dispatched == []
-    assert uow.store.outbox == []
+    assert await uow.outbox_rows() == []
 
 
 @pytest.mark.usefixtures("jobs")
 async def test_resume_all_requeues_every_unfinished_job(
-    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock
+    uow: Storage, relay: RelayOutbox, clock: FakeClock
 ) -> None:
     recover = RecoverStuckJobs(uow, relay, clock, RecoverySettings(batch=2))
     clock.advance(1)
@@ -112,20 +112,39 @@ async def test_resume_all_requeues_every_unfinished_job(
     unfinished = [EXPIRED, IDLE, FRESH_PENDING, LIVE]
     assert resumed == 4
     for event_id in unfinished:
-        job = stored(uow, event_id)
+        job = await stored(uow, event_id)
         assert job.status is JobStatus.PENDING, event_id
         assert (job.step, job.lease_expires_at) == (None, None)
         assert job.updated_at == clock.now()
-    assert stored(uow, DONE).status is JobStatus.FAILED
+    assert (await stored(uow, DONE)).status is JobStatus.FAILED
     # One outbox row each, whatever the batching; the relay publishes them.
-    assert sorted(e for e, _ in uow.store.outbox) == sorted(unfinished)
+    assert sorted(e for e, _ in await uow.outbox_rows()) == sorted(unfinished)
 
 
 async def test_resume_all_with_nothing_to_do(
-    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock
+    uow: Storage, relay: RelayOutbox, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(JobStatus.COMPLETED, event_id=DONE, now=clock.now()))
+    await seed(uow, a_job(JobStatus.COMPLETED, event_id=DONE, now=clock.now()))
     clock.advance(1)
     recover = RecoverStuckJobs(uow, relay, clock)
     assert await recover.resume_all() == 0
-    assert uow.store.outbox == []
+    assert await uow.outbox_rows() == []
+
+
+@pytest.mark.usefixtures("jobs")
+async def test_a_job_claimed_between_the_check_and_the_requeue_is_left_alone(
+    uow: Storage, relay: RelayOutbox, dispatcher: RecordingDispatcher, clock: FakeClock
+) -> None:
+    # The stale jobs are handled oldest first: EXPIRED's is the first read. A worker
+    # takes its expired lease over right after that read, before the requeue is saved.
+    takeover = rival_update(uow, EXPIRED, lambda job: job.claim(clock.now(), LEASE, 5))
+    racing = Interleaved(uow, after_read={1: takeover})
+
+    recovered = await RecoverStuckJobs(racing, relay, clock).execute()
+
+    assert recovered == 1
+    expired = await stored(uow, EXPIRED)
+    assert (expired.status, expired.attempts) == (JobStatus.PROCESSING, 2)  # the worker's
+    assert expired.lease_expires_at == clock.now() + LEASE
+    assert dispatcher.dispatched == [IDLE]
+    assert await uow.outbox_rows() == [(IDLE, True)]

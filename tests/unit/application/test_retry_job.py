@@ -2,40 +2,41 @@
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 import pytest
-from builders import a_job, seed, stored
-from fakes import FakeClock, FakeUnitOfWork, FakeUnitOfWorkFactory, RecordingDispatcher
+from builders import Interleaved, Storage, a_job, rival_update, seed, stored
+from fakes import FakeClock, RecordingDispatcher
 
 from application.errors import JobConflict, JobNotFound
 from application.use_cases.relay_outbox import RelayOutbox
 from application.use_cases.retry_job import RetryJob
-from domain import JobStatus, Usage
+from domain import Job, JobStatus, Usage
 
 JOB_ID = UUID(int=7)
 
 
 @pytest.fixture
-def retry(uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock) -> RetryJob:
+def retry(uow: Storage, relay: RelayOutbox, clock: FakeClock) -> RetryJob:
     return RetryJob(uow, relay, clock)
 
 
 @pytest.mark.parametrize("status", [JobStatus.FAILED, JobStatus.CANCELLED])
 async def test_back_to_pending_with_steps_kept_and_dispatched(
     retry: RetryJob,
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     dispatcher: RecordingDispatcher,
     relay: RelayOutbox,
     clock: FakeClock,
     status: JobStatus,
 ) -> None:
-    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now(), summary="kept"))
+    await seed(uow, a_job(status, event_id=JOB_ID, now=clock.now(), summary="kept"))
     clock.advance(30)
 
     returned = await retry.execute("alice", JOB_ID)
 
-    job = stored(uow, JOB_ID)
+    job = await stored(uow, JOB_ID)
     assert job.status is returned.status is JobStatus.PENDING
     assert job.summary == "kept"
     assert job.usage == Usage(10, 5, 15)
@@ -43,70 +44,92 @@ async def test_back_to_pending_with_steps_kept_and_dispatched(
     assert job.attempts == 1
     assert job.updated_at == clock.now()
     assert dispatcher.dispatched == [JOB_ID]
-    assert uow.store.outbox == [(JOB_ID, False)]  # marked sent a moment later, in a batch
+    assert await uow.outbox_rows() == [(JOB_ID, False)]  # marked sent a moment later, in a batch
     await relay.flush()
-    assert uow.store.outbox == [(JOB_ID, True)]
+    assert await uow.outbox_rows() == [(JOB_ID, True)]
 
 
 async def test_a_broken_dispatcher_leaves_the_row_for_the_relay(
     retry: RetryJob,
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     dispatcher: RecordingDispatcher,
     clock: FakeClock,
 ) -> None:
-    seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
+    await seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
     dispatcher.broken = True
 
     await retry.execute("alice", JOB_ID)
 
-    assert stored(uow, JOB_ID).status is JobStatus.PENDING
-    assert uow.store.outbox == [(JOB_ID, False)]
+    assert (await stored(uow, JOB_ID)).status is JobStatus.PENDING
+    assert await uow.outbox_rows() == [(JOB_ID, False)]
 
 
 @pytest.mark.parametrize("status", [JobStatus.PENDING, JobStatus.PROCESSING, JobStatus.COMPLETED])
 async def test_any_other_status_is_a_conflict(
     retry: RetryJob,
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     dispatcher: RecordingDispatcher,
     clock: FakeClock,
     status: JobStatus,
 ) -> None:
-    seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
-    before = stored(uow, JOB_ID).copy()
+    await seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
+    before = await stored(uow, JOB_ID)
 
     with pytest.raises(JobConflict):
         await retry.execute("alice", JOB_ID)
-    assert stored(uow, JOB_ID) == before
-    assert uow.store.outbox == []
+    assert (await stored(uow, JOB_ID)) == before
+    assert await uow.outbox_rows() == []
     assert dispatcher.dispatched == []
 
 
 async def test_another_owners_job_is_not_found(
-    retry: RetryJob, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    retry: RetryJob, uow: Storage, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
+    await seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
 
     with pytest.raises(JobNotFound):
         await retry.execute("bob", JOB_ID)
-    assert stored(uow, JOB_ID).status is JobStatus.FAILED
-    assert uow.store.outbox == []
+    assert (await stored(uow, JOB_ID)).status is JobStatus.FAILED
+    assert await uow.outbox_rows() == []
 
 
 async def test_a_racing_change_is_read_again_not_reported(
-    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock
+    uow: Storage, relay: RelayOutbox, clock: FakeClock
 ) -> None:
-    seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
-    real_factory = uow.__call__
-    raced = []
+    await seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
+    # Another writer commits right after this transaction's read.
+    touch = rival_update(uow, JOB_ID, lambda job: None)
+    racing = Interleaved(uow, after_read={1: touch})
 
-    def racing_uow() -> FakeUnitOfWork:
-        tx = real_factory()
-        if not raced:  # another writer commits right after this transaction's read
-            raced.append(True)
-            uow.store.jobs[JOB_ID].version += 1
-        return tx
-
-    job = await RetryJob(racing_uow, relay, clock).execute("alice", JOB_ID)
+    job = await RetryJob(racing, relay, clock).execute("alice", JOB_ID)
 
     assert job.status is JobStatus.PENDING
-    assert stored(uow, JOB_ID).status is JobStatus.PENDING
+    assert racing.reads == 2
+    stored_job = await stored(uow, JOB_ID)
+    assert (stored_job.status, stored_job.version) == (JobStatus.PENDING, 2)
+    assert [event_id for event_id, _ in await uow.outbox_rows()] == [JOB_ID]  # one row
+
+
+async def test_of_two_racing_retries_one_wins_and_the_other_is_a_conflict(
+    uow: Storage, relay: RelayOutbox, dispatcher: RecordingDispatcher, clock: FakeClock
+) -> None:
+    await seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
+    both_read = asyncio.Barrier(2)  # each retry reads the failed job before either writes
+    racing = Interleaved(uow, after_read={1: both_read.wait, 2: both_read.wait})
+    retry = RetryJob(racing, relay, clock)
+
+    outcomes = await asyncio.gather(
+        retry.execute("alice", JOB_ID), retry.execute("alice", JOB_ID), return_exceptions=True
+    )
+
+    conflicts = [o for o in outcomes if isinstance(o, JobConflict)]
+    wins = [o for o in outcomes if isinstance(o, Job)]
+    assert (len(wins), len(conflicts)) == (1, 1), outcomes
+    assert "pending" in str(conflicts[0])  # the loser read again and found it pending
+    assert racing.reads == 3
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.version) == (JobStatus.PENDING, 1)
+    assert [event_id for event_id, _ in await uow.outbox_rows()] == [
+        JOB_ID
+    ]  # the loser's rolled back
+    assert dispatcher.dispatched == [JOB_ID]

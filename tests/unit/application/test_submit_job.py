@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from uuid import UUID
 
 import pytest
-from builders import LEASE, a_job, seed, stored
-from fakes import (
-    FakeClock,
-    FakeUnitOfWork,
-    FakeUnitOfWorkFactory,
-    RecordingDispatcher,
-    SequentialIds,
-)
+from builders import LEASE, Interleaved, Storage, a_job, job_count, rival, stored, update
+from fakes import FakeClock, RecordingDispatcher, SequentialIds
 
 from application.errors import (
     DuplicateIdempotencyKey,
@@ -20,15 +15,14 @@ from application.errors import (
     InsecureCallback,
     TooManyJobsInFlight,
 )
+from application.ports import UnitOfWork
 from application.use_cases.relay_outbox import RelayOutbox
 from application.use_cases.submit_job import SubmitJob, SubmitJobCommand
 from domain import Job, JobStatus
 
 
 @pytest.fixture
-def submit(
-    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
-) -> SubmitJob:
+def submit(uow: Storage, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds) -> SubmitJob:
     return SubmitJob(uow, relay, clock, ids)
 
 
@@ -47,7 +41,7 @@ def command(
 
 async def test_stores_a_pending_job_with_a_sent_outbox_row(
     submit: SubmitJob,
-    uow: FakeUnitOfWorkFactory,
+    uow: Storage,
     dispatcher: RecordingDispatcher,
     relay: RelayOutbox,
     clock: FakeClock,
@@ -55,7 +49,7 @@ async def test_stores_a_pending_job_with_a_sent_outbox_row(
     result = await submit.execute(command())
 
     assert result.created is True
-    job = stored(uow, result.job.event_id)
+    job = await stored(uow, result.job.event_id)
     assert job.status is JobStatus.PENDING
     assert (job.owner, job.input_text) == ("alice", "Wash hands.")
     assert job.metadata == {"source": "nice"}
@@ -63,26 +57,28 @@ async def test_stores_a_pending_job_with_a_sent_outbox_row(
     assert job.created_at == clock.now()
     assert (job.attempts, job.step, job.summary) == (0, None, None)
     assert dispatcher.dispatched == [job.event_id]
-    assert uow.store.outbox == [(job.event_id, False)]  # marked sent a moment later, in a batch
+    assert await uow.outbox_rows() == [
+        (job.event_id, False)
+    ]  # marked sent a moment later, in a batch
     await relay.flush()
-    assert uow.store.outbox == [(job.event_id, True)]
+    assert await uow.outbox_rows() == [(job.event_id, True)]
 
 
 async def test_a_broken_dispatcher_leaves_the_row_for_the_relay(
-    submit: SubmitJob, uow: FakeUnitOfWorkFactory, dispatcher: RecordingDispatcher
+    submit: SubmitJob, uow: Storage, dispatcher: RecordingDispatcher
 ) -> None:
     dispatcher.broken = True
 
     result = await submit.execute(command())
 
     assert result.created is True
-    assert stored(uow, result.job.event_id).status is JobStatus.PENDING
-    assert uow.store.outbox == [(result.job.event_id, False)]
+    assert (await stored(uow, result.job.event_id)).status is JobStatus.PENDING
+    assert await uow.outbox_rows() == [(result.job.event_id, False)]
     assert dispatcher.dispatched == []
 
 
 async def test_same_key_and_body_returns_the_same_job(
-    submit: SubmitJob, uow: FakeUnitOfWorkFactory, dispatcher: RecordingDispatcher
+    submit: SubmitJob, uow: Storage, dispatcher: RecordingDispatcher
 ) -> None:
     first = await submit.execute(command(key="k1"))
     second = await submit.execute(command(key="k1"))
@@ -90,66 +86,44 @@ async def test_same_key_and_body_returns_the_same_job(
     assert first.created is True
     assert second.created is False
     assert second.job.event_id == first.job.event_id
-    assert list(uow.store.jobs) == [first.job.event_id]
-    assert len(uow.store.outbox) == 1
+    assert await job_count(uow) == 1
+    assert [e for e, _ in await uow.outbox_rows()] == [first.job.event_id]
     assert dispatcher.dispatched == [first.job.event_id]
 
 
 async def test_same_key_returns_the_job_as_it_is_now(
-    submit: SubmitJob, uow: FakeUnitOfWorkFactory, clock: FakeClock
+    submit: SubmitJob, uow: Storage, clock: FakeClock
 ) -> None:
     first = await submit.execute(command(key="k1"))
-    stored(uow, first.job.event_id).start(clock.now(), LEASE)
+    await update(uow, first.job.event_id, lambda job: job.start(clock.now(), LEASE))
 
     again = await submit.execute(command(key="k1"))
 
     assert again.job.status is JobStatus.PROCESSING
 
 
-async def test_same_key_with_another_body_is_a_mismatch(
-    submit: SubmitJob, uow: FakeUnitOfWorkFactory
-) -> None:
+async def test_same_key_with_another_body_is_a_mismatch(submit: SubmitJob, uow: Storage) -> None:
     await submit.execute(command(key="k1", fingerprint="fp-1"))
 
     with pytest.raises(IdempotencyMismatch):
         await submit.execute(command(key="k1", fingerprint="fp-2"))
-    assert len(uow.store.jobs) == 1
-    assert len(uow.store.outbox) == 1
+    assert await job_count(uow) == 1
+    assert len(await uow.outbox_rows()) == 1
 
 
-async def test_keys_are_per_owner(submit: SubmitJob, uow: FakeUnitOfWorkFactory) -> None:
+async def test_keys_are_per_owner(submit: SubmitJob, uow: Storage) -> None:
     mine = await submit.execute(command(key="k1"))
     theirs = await submit.execute(command(key="k1", owner="bob"))
 
     assert theirs.created is True
     assert theirs.job.event_id != mine.job.event_id
-    assert len(uow.store.jobs) == 2
+    assert await job_count(uow) == 2
 
 
-async def test_no_key_always_makes_a_new_job(submit: SubmitJob, uow: FakeUnitOfWorkFactory) -> None:
+async def test_no_key_always_makes_a_new_job(submit: SubmitJob, uow: Storage) -> None:
     await submit.execute(command())
     await submit.execute(command())
-    assert len(uow.store.jobs) == 2
-
-
-class RacingFactory(FakeUnitOfWorkFactory):
-    """Commits a rival job with the same key just before the Nth transaction opens,
-    as another request would between our key check and our insert."""
-
-    def __init__(self, rival: Job, at_open: int, vanish_at_open: int | None = None) -> None:
-        super().__init__()
-        self._rival = rival
-        self._at_open = at_open
-        self._vanish_at_open = vanish_at_open
-        self.opened = 0
-
-    def __call__(self) -> FakeUnitOfWork:
-        self.opened += 1
-        if self.opened == self._at_open:
-            seed(self, self._rival)
-        if self.opened == self._vanish_at_open:
-            self.store.jobs.pop(self._rival.event_id, None)
-        return super().__call__()
+    assert await job_count(uow) == 2
 
 
 def rival_job(clock: FakeClock, fingerprint: str = "fp-1") -> Job:
@@ -159,50 +133,80 @@ def rival_job(clock: FakeClock, fingerprint: str = "fp-1") -> Job:
     return job
 
 
+def racing(uow: Storage, rival_job: Job, vanish_at_open: int | None = None) -> Interleaved:
+    """Another request commits `rival_job` (same key) between our key check (our first
+    transaction) and our insert (the second); with `vanish_at_open`, it is deleted before
+    that transaction of ours begins."""
+
+    async def add(tx: UnitOfWork) -> None:
+        await tx.jobs.add(rival_job.copy())
+
+    async def delete(tx: UnitOfWork) -> None:
+        await tx.jobs.delete(rival_job)
+
+    moments = {2: rival(uow, add)}
+    if vanish_at_open is not None:
+        moments[vanish_at_open] = rival(uow, delete)
+    return Interleaved(uow, before_open=moments)
+
+
 async def test_the_loser_of_a_race_gets_the_winner(
-    clock: FakeClock, ids: SequentialIds, dispatcher: RecordingDispatcher
+    uow: Storage, clock: FakeClock, ids: SequentialIds, dispatcher: RecordingDispatcher
 ) -> None:
-    # open 1: the key check (finds nothing); open 2: our insert (the rival is in).
-    uow = RacingFactory(rival_job(clock), at_open=2)
-    submit = SubmitJob(uow, RelayOutbox(uow, dispatcher, clock), clock, ids)
+    racy = racing(uow, rival_job(clock))
+    submit = SubmitJob(racy, RelayOutbox(racy, dispatcher, clock), clock, ids)
 
     result = await submit.execute(command(key="k1"))
 
     assert result.created is False
     assert result.job.event_id == UUID(int=999)
-    assert list(uow.store.jobs) == [UUID(int=999)]
-    assert uow.store.outbox == []
+    assert await job_count(uow) == 1
+    assert await uow.outbox_rows() == []
     assert dispatcher.dispatched == []
 
 
 async def test_the_loser_of_a_race_with_another_body_gets_a_mismatch(
-    clock: FakeClock, ids: SequentialIds, dispatcher: RecordingDispatcher
+    uow: Storage, clock: FakeClock, ids: SequentialIds, dispatcher: RecordingDispatcher
 ) -> None:
-    uow = RacingFactory(rival_job(clock, fingerprint="fp-other"), at_open=2)
-    submit = SubmitJob(uow, RelayOutbox(uow, dispatcher, clock), clock, ids)
+    racy = racing(uow, rival_job(clock, fingerprint="fp-other"))
+    submit = SubmitJob(racy, RelayOutbox(racy, dispatcher, clock), clock, ids)
 
     with pytest.raises(IdempotencyMismatch):
         await submit.execute(command(key="k1"))
-    assert list(uow.store.jobs) == [UUID(int=999)]
+    assert await job_count(uow) == 1
+    assert (await stored(uow, UUID(int=999))).request_fingerprint == "fp-other"
 
 
 async def test_a_winner_deleted_in_between_is_reported(
-    clock: FakeClock, ids: SequentialIds, dispatcher: RecordingDispatcher
+    uow: Storage, clock: FakeClock, ids: SequentialIds, dispatcher: RecordingDispatcher
 ) -> None:
-    uow = RacingFactory(rival_job(clock), at_open=2, vanish_at_open=3)
-    submit = SubmitJob(uow, RelayOutbox(uow, dispatcher, clock), clock, ids)
+    racy = racing(uow, rival_job(clock), vanish_at_open=3)
+    submit = SubmitJob(racy, RelayOutbox(racy, dispatcher, clock), clock, ids)
 
     with pytest.raises(DuplicateIdempotencyKey):
         await submit.execute(command(key="k1"))
-    assert uow.store.jobs == {}
-    assert uow.store.outbox == []
+    assert await job_count(uow) == 0
+    assert await uow.outbox_rows() == []
+
+
+async def test_two_racing_submits_with_one_key_make_one_job(
+    uow: Storage, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
+) -> None:
+    submit = SubmitJob(uow, relay, clock, ids)
+
+    results = await asyncio.gather(*(submit.execute(command(key="k1")) for _ in range(2)))
+
+    assert sorted(r.created for r in results) == [False, True]
+    assert results[0].job.event_id == results[1].job.event_id
+    assert await job_count(uow) == 1
+    assert len(await uow.outbox_rows()) == 1
 
 
 # -- the in-flight cap ------------------------------------------------------------
 
 
 async def test_an_owner_at_the_in_flight_cap_is_refused(
-    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
+    uow: Storage, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
 ) -> None:
     capped = SubmitJob(uow, relay, clock, ids, max_inflight_per_owner=2)
     for _ in range(2):
@@ -212,31 +216,31 @@ async def test_an_owner_at_the_in_flight_cap_is_refused(
         await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
     # Another owner is not held back by alice's jobs.
     await capped.execute(SubmitJobCommand(owner="bob", input_text="Text."))
-    assert len(uow.store.jobs) == 3
+    assert await job_count(uow) == 3
 
 
 async def test_finished_jobs_do_not_count_against_the_cap(
-    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
+    uow: Storage, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
 ) -> None:
     capped = SubmitJob(uow, relay, clock, ids, max_inflight_per_owner=1)
     first = await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
-    uow.store.jobs[first.job.event_id].cancel(clock.now())
+    await update(uow, first.job.event_id, lambda job: job.cancel(clock.now()))
 
     await capped.execute(SubmitJobCommand(owner="alice", input_text="Text."))
-    assert len(uow.store.jobs) == 2
+    assert await job_count(uow) == 2
 
 
 # -- callbacks ----------------------------------------------------------------------
 
 
 async def test_an_http_callback_is_refused_unless_the_operator_allows_it(
-    uow: FakeUnitOfWorkFactory, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
+    uow: Storage, relay: RelayOutbox, clock: FakeClock, ids: SequentialIds
 ) -> None:
     plain = SubmitJobCommand(owner="alice", input_text="Text.", callback_url="http://hooks.test/x")
 
     with pytest.raises(InsecureCallback):
         await SubmitJob(uow, relay, clock, ids).execute(plain)
-    assert uow.store.jobs == {}
+    assert await job_count(uow) == 0
 
     allowed = await SubmitJob(uow, relay, clock, ids, callbacks_allow_http=True).execute(plain)
     assert allowed.job.callback_url == "http://hooks.test/x"
