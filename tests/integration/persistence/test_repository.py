@@ -588,8 +588,10 @@ async def test_two_concurrent_writers_one_wins_one_conflicts(pg_engine: AsyncEng
 
     outcomes = await asyncio.gather(writer(True), writer(False))
 
-    assert sorted(outcomes)[0] == "conflict"
-    winner = next(o for o in outcomes if o != "conflict")
+    # Either writer may win; exactly one of them must meet the conflict.
+    assert outcomes.count("conflict") == 1, outcomes
+    (winner,) = (o for o in outcomes if o != "conflict")
+    assert winner in {"cancelled", "processing"}, outcomes
     stored = await load(uow, job.event_id)
     assert stored is not None
     assert stored.status.value == winner
