@@ -14,7 +14,13 @@ import httpx
 import psycopg
 import pytest
 from psycopg import sql
-from tests.integration.celery.celery_stack import GUIDELINE, PrivateRedis, Stack, StubControl
+from tests.integration.celery.celery_stack import (
+    GUIDELINE,
+    PrivateRedis,
+    Stack,
+    StubControl,
+    wait_until,
+)
 
 from entrypoints.celery_app import TaskName, create_celery_app
 from entrypoints.settings import Settings
@@ -116,8 +122,12 @@ def test_a_cancel_during_processing_is_honoured_at_the_step_boundary(
         wait_until_in_flight(stub, 1)
         cancelled = client.post(f"/jobs/{event_id}/cancel")
         assert cancelled.status_code == 200, cancelled.text
-        # The summary call ends ~1.5 s after it started; give the worker time to see it.
-        time.sleep(2.5)
+        # The summary call ends ~1.5 s after it started; the worker then finds the job
+        # cancelled at the step boundary and leaves it alone.
+        worker = stack.procs[-1]
+        wait_until(
+            lambda: '"job left alone: no longer ours"' in worker.log(), 20, "the worker stopping"
+        )
         job = client.get(f"/jobs/{event_id}").json()
     assert job["status"] == "cancelled"
     assert job["checklist"] is None
@@ -151,7 +161,8 @@ def test_a_job_submitted_while_redis_is_down_completes_once_it_is_back(
     with stack.client() as client:
         started = time.monotonic()
         response = submit(client)
-        assert time.monotonic() - started < 3.0
+        # The publish gives up (2 s) rather than hang; generous for a loaded machine.
+        assert time.monotonic() - started < 15.0
         event_id = response.json()["event_id"]
         assert client.get("/health/ready").status_code == 503
         time.sleep(1.0)
@@ -233,14 +244,15 @@ def test_sigterm_hands_a_long_job_back_after_the_grace_period(
     stack = make_stack(SHUTDOWN_GRACE_S="1")
     stack.start_api()
     worker = stack.start_worker()
-    stub.configure(latency_ms=6000)
+    stub.configure(latency_ms=30_000)
     with stack.client() as client:
         event_id = submit(client).json()["event_id"]
         wait_job(client, event_id, lambda j: j["status"] == "processing")
         wait_until_in_flight(stub, 1)
         stopping = time.monotonic()
-        assert worker.stop(timeout=15) == 0
-        assert time.monotonic() - stopping < 6.0  # the grace period, not the LLM call
+        assert worker.stop(timeout=25) == 0
+        # The grace period (1 s) and the shutdown, not the 30 s LLM call.
+        assert time.monotonic() - stopping < 15.0
         assert client.get(f"/jobs/{event_id}").json()["status"] == "pending"
         stub.configure(latency_ms=0)
         stack.start_worker()

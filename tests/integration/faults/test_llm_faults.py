@@ -190,9 +190,10 @@ def test_transient_faults_give_up_after_exactly_llm_max_attempts_calls(
             assert job["status"] == status, (script, job)
             assert (job["error"] or {}).get("code") == code, (script, job)
             assert job["attempts"] == 1
-            # Each 429 but a final one waits out the capped Retry-After, not 30 s.
+            # Each 429 but a final one waits out the capped Retry-After, not 30 s (the
+            # upper bound leaves 10 s of slack for a loaded machine).
             waits = script[:-1].count("429") * RETRY_AFTER_CAP_S
-            assert waits <= elapsed < waits + 3.0, (script, elapsed)
+            assert waits <= elapsed < waits + 10.0, (script, elapsed)
         time.sleep(1.0)
     stats = stub.stats()
     assert stats["calls"] == 3 * len(cases) + 1, stats  # + the last job's checklist
@@ -213,7 +214,7 @@ def test_a_hanging_provider_ends_as_llm_timeout_within_the_bound(
     with stack.client() as client:
         started = time.monotonic()
         event_id = submit(client, GUIDELINE)["event_id"]
-        job = wait_terminal(client, {event_id}, timeout=HANG_ATTEMPTS * TIMEOUT_S + 10)[event_id]
+        job = wait_terminal(client, {event_id}, timeout=HANG_ATTEMPTS * TIMEOUT_S + 20)[event_id]
         elapsed = time.monotonic() - started
         # The worker is not wedged: the next job (no fault left) completes.
         next_id = submit(client, GUIDELINE)["event_id"]
@@ -224,9 +225,9 @@ def test_a_hanging_provider_ends_as_llm_timeout_within_the_bound(
     assert job["status"] == "failed", job
     assert job["error"]["code"] == "llm_timeout"
     assert job["attempts"] == 1
-    # Each attempt waited out its timeout, and nothing more: the bound is attempts x
-    # timeout plus a backoff of at most 0.02 s and the dispatch / polling slack.
-    assert HANG_ATTEMPTS * TIMEOUT_S <= elapsed < HANG_ATTEMPTS * TIMEOUT_S + 3.0, elapsed
+    # Each attempt waited out its timeout, not the 60 s hang: the bound is attempts x
+    # timeout plus a backoff of at most 0.02 s and slack for dispatch, polling and load.
+    assert HANG_ATTEMPTS * TIMEOUT_S <= elapsed < HANG_ATTEMPTS * TIMEOUT_S + 15.0, elapsed
     assert final == job  # the failure is final
     assert after["status"] == "completed"
     stats = stub.stats()

@@ -76,12 +76,13 @@ def test_kill_9_mid_run_all_complete_and_saved_summaries_are_not_rebilled(
 
 
 GRACE_S = 3.0
+HANG_S = 30.0
 
 
 def test_sigterm_lets_running_steps_finish_and_hands_the_rest_back(
     make_stack: Callable[..., Stack], stub: StubControl
 ) -> None:
-    """Two slots: job A's summary call (1 s) is in flight, job B's call hangs (8 s,
+    """Two slots: job A's summary call (1 s) is in flight, job B's call hangs (30 s,
     longer than the 3 s grace), job C waits in the queue. On SIGTERM the worker
     stops taking work, lets A's in-flight step finish and be saved, cancels B when
     the grace runs out and hands it back to `pending` (not failed), and exits. A new
@@ -89,7 +90,7 @@ def test_sigterm_lets_running_steps_finish_and_hands_the_rest_back(
     stack = make_stack(WORKER_CONCURRENCY="2", SHUTDOWN_GRACE_S=str(GRACE_S))
     stack.start_api()
     worker = stack.start_worker()
-    stub.configure(latency_ms=1000, hang_s=8)
+    stub.configure(latency_ms=1000, hang_s=HANG_S)
     with stack.client() as client:
         job_a = submit(client, f"A. {GUIDELINE}")["event_id"]
         wait_for(lambda: stub.stats()["in_flight"] == 1, 10, "A's summary call starting")
@@ -110,8 +111,9 @@ def test_sigterm_lets_running_steps_finish_and_hands_the_rest_back(
         stack.start_worker()
         jobs = wait_terminal(client, {job_a, job_b, job_c}, timeout=30)
 
-    # It waited for the grace period (B was still hanging), and not much longer.
-    assert GRACE_S - 0.5 <= took < GRACE_S + 5.0, took
+    # It waited for the grace period (B was still hanging), and did not wait for B's
+    # call (30 s); the upper bound is generous for a loaded machine.
+    assert GRACE_S - 0.5 <= took < GRACE_S + 12.0, took
     a, b, c = (after_stop[i] for i in (job_a, job_b, job_c))
     assert a["summary"] is not None, a  # the in-flight step finished and was saved
     # Then A either finished its checklist within the grace too, or was handed back at

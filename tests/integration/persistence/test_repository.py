@@ -708,7 +708,9 @@ async def test_a_closed_postgres_port_raises_storage_unavailable_fast() -> None:
             await SqlApiKeyStore(engine).get("k1")
     finally:
         await engine.dispose()
-    assert time.monotonic() - started < 5
+    # Refused at once, not retried or waited on (a pool or connect wait would take 30 s);
+    # generous for a loaded machine.
+    assert time.monotonic() - started < 15
 
 
 async def test_an_unopenable_sqlite_file_raises_storage_unavailable(tmp_path: Path) -> None:
