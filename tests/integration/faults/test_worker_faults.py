@@ -136,3 +136,43 @@ def test_sigterm_lets_running_steps_finish_and_hands_the_rest_back(
     assert a_checklists_at_stop <= 1
     cut = a["status"] == "pending" and a_checklists_at_stop == 1
     assert billed["checklist"] == 3 + int(cut), (billed_at_stop, billed)
+
+
+MAX_DELIVERIES = 2
+
+
+def test_a_job_that_keeps_killing_its_worker_fails_as_internal_after_max_deliveries(
+    make_stack: Callable[..., Stack], stub: StubControl
+) -> None:
+    """MAX_DELIVERIES=2: the job's summary call hangs, and its worker is killed with
+    `kill -9` during it, once per delivery. Each time a new worker's recovery finds
+    the lease run out and delivers the job again. The delivery after the last allowed
+    one fails the job with `internal`, without another LLM call (the stub would answer
+    this one, so a job run again would complete instead)."""
+    stack = make_stack(MAX_DELIVERIES=str(MAX_DELIVERIES), WORKER_CONCURRENCY="2")
+    stack.start_api()
+    stub.configure(script=["hang"] * MAX_DELIVERIES, hang_s=60)
+    deliveries = "SELECT deliveries FROM jobs WHERE status = 'processing'"
+    with stack.client() as client:
+        event_id = submit(client, GUIDELINE)["event_id"]
+        for delivery in range(1, MAX_DELIVERIES + 1):
+            worker = stack.start_worker()
+            wait_for(
+                lambda n=delivery: (
+                    stub.stats()["by_action"].get("hang") == n and stub.stats()["in_flight"] == 1
+                ),
+                30,
+                f"delivery {delivery}'s summary call",
+            )
+            assert db_scalar(stack.database_url, deliveries) == delivery
+            worker.kill9()
+        stack.start_worker()
+        job = wait_terminal(client, {event_id}, timeout=40)[event_id]
+
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "internal", job
+    assert job["summary"] is None
+    assert job["attempts"] == MAX_DELIVERIES + 1
+    stats = stub.stats()
+    assert stats["by_action"] == {"hang": MAX_DELIVERIES}, stats  # no call on the last one
+    assert stats["in_flight"] == 0  # the killed workers' calls were cut
