@@ -52,7 +52,7 @@ def key_parts(key: str) -> tuple[str, str]:
 
 
 def start_serving(
-    env: dict[str, str], log_path: Path, timeout_s: float = 30.0
+    env: dict[str, str], log_path: Path, timeout_s: float = 90.0
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`guideline-ingest serve` on a free port, ready; the process and its base URL.
 
@@ -92,7 +92,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def served(env: dict[str, str], log_path: Path, timeout_s: float = 30.0) -> Iterator[str]:
+def served(env: dict[str, str], log_path: Path, timeout_s: float = 90.0) -> Iterator[str]:
     """`guideline-ingest serve` on a free port until ready; yields its base URL."""
     process, url = start_serving(env, log_path, timeout_s)
     try:

@@ -28,6 +28,8 @@ GUIDELINE = (
     "Check renal function before starting and at least once a year. "
     "Offer structured education at diagnosis. Review glycaemic targets every six months."
 )
+# Generous: on a loaded 2-core machine a process can take tens of seconds to start.
+STARTUP_TIMEOUT_S = 90.0
 _SETTING_NAMES = (
     "DATABASE_URL",
     "CELERY_BROKER_URL",
@@ -116,7 +118,7 @@ class StubControl:
         self.root = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.root}/v1"
         self._http = httpx.Client(base_url=self.root, timeout=10)
-        wait_until(lambda: "LISTENING" in self.proc.log(), 15, "the stub starting")
+        wait_until(lambda: "LISTENING" in self.proc.log(), 60, "the stub starting")
 
     def configure(self, **changes: Any) -> None:
         self._http.post("/_stub/config", json=changes).raise_for_status()
@@ -165,7 +167,7 @@ class PrivateRedis:
         if self.password:
             command += ["--requirepass", self.password]
         self.proc = spawn("redis", command, self.log_dir)
-        wait_until(self.ping, 10, "the private Redis starting")
+        wait_until(self.ping, 60, "the private Redis starting")
 
     def ping(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
@@ -238,7 +240,7 @@ class Stack:
         if wait:
             wait_until(
                 lambda: _check_alive(proc) and '"worker ready"' in proc.log(),
-                30,
+                STARTUP_TIMEOUT_S,
                 "the worker starting",
             )
         return proc
@@ -254,7 +256,7 @@ class Stack:
                 _check_alive(proc)
                 and httpx.get(f"{self.api_url}/health/live", timeout=1).status_code == 200
             ),
-            30,
+            STARTUP_TIMEOUT_S,
             "the API starting",
         )
         return proc

@@ -189,13 +189,20 @@ def test_a_duplicate_task_message_costs_one_set_of_llm_calls(
     assert stub.stats()["by_kind"] == {"summary": 1, "checklist": 1}
 
 
+@pytest.mark.timeout(180)
 def test_one_worker_process_holds_over_100_llm_calls_in_flight(
-    stack: Stack, stub: StubControl
+    make_stack: Callable[..., Stack], stub: StubControl
 ) -> None:
-    stub.configure(latency_ms=2000)
+    """Each call takes 8 s, long enough for 100+ of the 150 submits to reach the worker
+    while the first calls are still in flight, even on a loaded machine; the lease is
+    long, so a heartbeat delayed by the load never hands a job to a second claim."""
+    stack = make_stack(JOB_LEASE_S="60")
+    stack.start_api()
+    stack.start_worker()
+    stub.configure(latency_ms=8000)
     with stack.client(timeout=30) as client, ThreadPoolExecutor(16) as pool:
         event_ids = {r.json()["event_id"] for r in pool.map(lambda _: submit(client), range(150))}
-        deadline = time.monotonic() + 40
+        deadline = time.monotonic() + 120
         while not event_ids <= all_jobs(client, "completed"):
             assert time.monotonic() < deadline, stub.stats()
             time.sleep(0.5)
