@@ -12,7 +12,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpx
 import pytest
 from tests.support.openai_stub import StubServer
-from tests.support.served import BIN, served
+from tests.support.served import BIN, key_parts, served
 
 DB_PASSWORD = "Db-Pa55word-7f3a"  # trust auth ignores it; it still travels in DATABASE_URL
 OPENAI_KEY = "sk-test-5e1c0a9d-never-log-me"
@@ -82,5 +82,6 @@ def test_a_full_run_logs_no_secret_and_no_text(
     events = [json.loads(line) for line in lines]  # every line is one JSON event
     assert any(e.get("event_id") == job["event_id"] for e in events), "the run was logged"
     assert any(e.get("event") == "llm_call" for e in events)
-    for secret in (key, key.split("_")[-1], DB_PASSWORD, OPENAI_KEY, MARKER):
+    _, key_secret = key_parts(key)
+    for secret in (key, key_secret, DB_PASSWORD, OPENAI_KEY, MARKER):
         assert secret not in captured, f"{secret!r} leaked into the logs"

@@ -96,7 +96,8 @@ def test_the_text_pattern_is_the_rule_and_takes_linear_time() -> None:
     started = time.monotonic()
     for text in ("a" * 200_000 + "\x00", " " * 200_000 + "\x00", "\x00" + "a" * 200_000):
         assert pattern.search(text) is None
-    assert time.monotonic() - started < 1
+    # Linear: milliseconds (the former pattern took minutes); generous for a loaded machine.
+    assert time.monotonic() - started < 10
 
 
 # --- Schemathesis hooks (loaded by `st` through schemathesis.toml, never by pytest) -------

@@ -15,14 +15,18 @@ Endpoints:
   longer than the request's `max_completion_tokens` (or `max_tokens`) words is cut
   there, with `finish_reason: "length"`, as a real server does.
 - `POST /_stub/config`: change settings live (JSON object, any subset of
-  `latency_ms`, `script`, `seed`, `rate_429`, `rate_500`, `retry_after_s`, `hang_s`).
+  `latency_ms`, `script`, `seed`, `rate_429`, `rate_500`, `retry_after_s`,
+  `retry_after_ms`, `hang_s`).
   `script` is a list of per-call actions taken in arrival order (then "ok");
   `seed` with `rate_429` / `rate_500` draws a seeded random mix instead.
 - `GET /_stub/stats`, `GET /_stub/requests` (recent request bodies), `POST /_stub/reset`
   (counters cleared, settings back to the start-up ones).
 
-Actions: ok, 429, 500, 400, 401, hang, malformed, schema_ignored_array, fenced,
-bullets, refusal, content_filter, invalid_json.
+Actions: ok, 429, 500, 400, 401, 403, 404, 422, hang, drop, malformed,
+schema_ignored_array, fenced, bullets, refusal, content_filter, invalid_json.
+`drop` sends the status line, the headers and half of a good reply's body, then
+closes the connection (a server or proxy dying mid-response). A 429 carries
+`retry-after` when `retry_after_s` is set and `retry-after-ms` when `retry_after_ms` is.
 
 In-process: `async with StubServer() as stub:` (on the caller's loop) or
 `with StubServer().running_in_thread() as stub:` (own loop in a thread); either way
@@ -60,7 +64,11 @@ ACTIONS = frozenset(
         "500",
         "400",
         "401",
+        "403",
+        "404",
+        "422",
         "hang",
+        "drop",
         "malformed",
         "schema_ignored_array",
         "fenced",
@@ -71,7 +79,16 @@ ACTIONS = frozenset(
     }
 )
 _CONFIG_KEYS = frozenset(
-    {"latency_ms", "script", "seed", "rate_429", "rate_500", "retry_after_s", "hang_s"}
+    {
+        "latency_ms",
+        "script",
+        "seed",
+        "rate_429",
+        "rate_500",
+        "retry_after_s",
+        "retry_after_ms",
+        "hang_s",
+    }
 )
 _T = TypeVar("_T")
 _TAG = re.compile(r"</?[A-Za-z_][\w-]*>")
@@ -87,6 +104,7 @@ class StubConfig:
     rate_429: float = 0.0
     rate_500: float = 0.0
     retry_after_s: float | None = None
+    retry_after_ms: float | None = None
     hang_s: float = 300.0
 
     def updated(self, changes: dict[str, Any]) -> StubConfig:
@@ -184,13 +202,14 @@ Handler = Callable[[web.Request], Any]
 
 
 def _chat_handler(state: StubState) -> Handler:
-    async def handle(request: web.Request) -> web.Response:
+    async def handle(request: web.Request) -> web.StreamResponse:
         stats = state.stats
         stats.in_flight += 1
         stats.max_in_flight = max(stats.max_in_flight, stats.in_flight)
         try:
             response = await _chat(state, request)
-            stats.by_status[str(response.status)] += 1
+            status = "dropped" if isinstance(response, _CutShort) else str(response.status)
+            stats.by_status[status] += 1
             return response
         finally:
             stats.in_flight -= 1
@@ -198,7 +217,7 @@ def _chat_handler(state: StubState) -> Handler:
     return handle
 
 
-async def _chat(state: StubState, request: web.Request) -> web.Response:
+async def _chat(state: StubState, request: web.Request) -> web.StreamResponse:
     request_id = f"req_stub_{state.next_id()}"
     try:
         body = await request.json()
@@ -217,7 +236,28 @@ async def _chat(state: StubState, request: web.Request) -> web.Response:
         await asyncio.sleep(config.hang_s)
     elif config.latency_ms > 0:
         await asyncio.sleep(config.latency_ms / 1000)
-    return _reply(action, kind, body, config, request_id, request.headers.get("Authorization"))
+    auth = request.headers.get("Authorization")
+    if action == "drop":
+        return await _drop_mid_response(request, _reply("ok", kind, body, config, request_id, auth))
+    return _reply(action, kind, body, config, request_id, auth)
+
+
+class _CutShort(web.StreamResponse):
+    """A reply whose connection was closed before its body was complete."""
+
+
+async def _drop_mid_response(request: web.Request, reply: web.Response) -> web.StreamResponse:
+    """Send `reply`'s status, headers and the first half of its body, then close the
+    connection: the client sees a response cut short (fewer bytes than Content-Length)."""
+    payload = bytes(reply.body) if isinstance(reply.body, bytes | bytearray) else b""
+    partial = _CutShort(status=reply.status, headers=reply.headers)
+    partial.content_length = len(payload)
+    await partial.prepare(request)
+    await partial.write(payload[: len(payload) // 2])
+    transport = request.transport
+    if transport is not None:
+        transport.close()
+    return partial
 
 
 def _reply(
@@ -232,6 +272,8 @@ def _reply(
         headers = {}
         if config.retry_after_s is not None:
             headers["retry-after"] = _number(config.retry_after_s)
+        if config.retry_after_ms is not None:
+            headers["retry-after-ms"] = _number(config.retry_after_ms)
         return _error(429, "rate_limit_error", "Rate limit reached.", request_id, headers)
     if action == "500":
         return _error(500, "server_error", "The server had an error.", request_id)
@@ -243,6 +285,12 @@ def _reply(
         quoted = f"{key[:3]}*****{key[-4:]}" if len(key) > 8 else key
         message = f"Incorrect API key provided: {quoted}. You can find your API key at ..."
         return _error(401, "invalid_request_error", message, request_id)
+    if action == "403":
+        return _error(403, "permission_error", "This model is not allowed.", request_id)
+    if action == "404":
+        return _error(404, "not_found_error", "The model does not exist.", request_id)
+    if action == "422":
+        return _error(422, "invalid_request_error", "The request was unprocessable.", request_id)
     if action == "invalid_json":
         return web.Response(
             status=200,

@@ -41,8 +41,18 @@ def make_key(env: dict[str, str], owner: str = "alice") -> str:
     return created.stdout.strip().splitlines()[-1]
 
 
+def key_parts(key: str) -> tuple[str, str]:
+    """(key id, secret) of a `gi_<id>_<secret>` key. The id is 16 hex digits; the secret
+    (`secrets.token_urlsafe(32)`, 43 characters) may itself hold `_`, so split twice only."""
+    prefix, key_id, secret = key.split("_", 2)
+    assert prefix == "gi", key
+    assert len(key_id) == 16, key
+    assert len(secret) == 43, key
+    return key_id, secret
+
+
 def start_serving(
-    env: dict[str, str], log_path: Path, timeout_s: float = 30.0
+    env: dict[str, str], log_path: Path, timeout_s: float = 90.0
 ) -> tuple[subprocess.Popen[bytes], str]:
     """`guideline-ingest serve` on a free port, ready; the process and its base URL.
 
@@ -82,7 +92,7 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 
 
 @contextmanager
-def served(env: dict[str, str], log_path: Path, timeout_s: float = 30.0) -> Iterator[str]:
+def served(env: dict[str, str], log_path: Path, timeout_s: float = 90.0) -> Iterator[str]:
     """`guideline-ingest serve` on a free port until ready; yields its base URL."""
     process, url = start_serving(env, log_path, timeout_s)
     try:

@@ -28,6 +28,8 @@ GUIDELINE = (
     "Check renal function before starting and at least once a year. "
     "Offer structured education at diagnosis. Review glycaemic targets every six months."
 )
+# Generous: on a loaded 2-core machine a process can take tens of seconds to start.
+STARTUP_TIMEOUT_S = 90.0
 _SETTING_NAMES = (
     "DATABASE_URL",
     "CELERY_BROKER_URL",
@@ -116,7 +118,7 @@ class StubControl:
         self.root = f"http://127.0.0.1:{self.port}"
         self.url = f"{self.root}/v1"
         self._http = httpx.Client(base_url=self.root, timeout=10)
-        wait_until(lambda: "LISTENING" in self.proc.log(), 15, "the stub starting")
+        wait_until(lambda: "LISTENING" in self.proc.log(), 60, "the stub starting")
 
     def configure(self, **changes: Any) -> None:
         self._http.post("/_stub/config", json=changes).raise_for_status()
@@ -136,38 +138,50 @@ class StubControl:
 
 
 class PrivateRedis:
-    """A Redis server this test owns (no persistence), so it may be stopped and restarted."""
+    """A Redis server this test owns (no persistence), so it may be stopped and restarted.
 
-    def __init__(self, log_dir: Path) -> None:
+    With `password`, the server requires it (`requirepass`) and `url` carries it."""
+
+    def __init__(self, log_dir: Path, password: str | None = None) -> None:
         self.port = free_port()
         self.log_dir = log_dir
+        self.password = password
         self.proc: Proc | None = None
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
 
     def start(self) -> None:
-        self.proc = spawn(
-            "redis",
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--daemonize",
-                "no",
-            ],
-            self.log_dir,
-        )
-        wait_until(self.ping, 10, "the private Redis starting")
+        command = [
+            "redis-server",
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--daemonize",
+            "no",
+        ]
+        if self.password:
+            command += ["--requirepass", self.password]
+        self.proc = spawn("redis", command, self.log_dir)
+        wait_until(self.ping, 60, "the private Redis starting")
 
     def ping(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-            sock.sendall(b"PING\r\n")
-            return sock.recv(16).startswith(b"+PONG")
+            request = b"PING\r\n"
+            if self.password:
+                request = f"AUTH {self.password}\r\n".encode() + request
+            sock.sendall(request)
+            replies = b""
+            while b"\r\n" not in replies or (self.password and replies.count(b"\r\n") < 2):
+                chunk = sock.recv(64)
+                if not chunk:
+                    break
+                replies += chunk
+            return replies.endswith(b"+PONG\r\n")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -226,7 +240,7 @@ class Stack:
         if wait:
             wait_until(
                 lambda: _check_alive(proc) and '"worker ready"' in proc.log(),
-                30,
+                STARTUP_TIMEOUT_S,
                 "the worker starting",
             )
         return proc
@@ -242,7 +256,7 @@ class Stack:
                 _check_alive(proc)
                 and httpx.get(f"{self.api_url}/health/live", timeout=1).status_code == 200
             ),
-            30,
+            STARTUP_TIMEOUT_S,
             "the API starting",
         )
         return proc

@@ -34,7 +34,7 @@ async def wait_for(
     event_id: str,
     headers: dict[str, str],
     predicate: Callable[[dict[str, Any]], bool],
-    timeout: float = 5.0,
+    timeout: float = 20.0,
 ) -> dict[str, Any]:
     """Polls GET /jobs/{event_id} until `predicate(job)`; fails with the last job seen."""
     deadline = time.monotonic() + timeout

@@ -1,19 +1,21 @@
-"""The docs pages (/swagger, /redoc) load everything from the service itself.
+"""The docs pages (/swagger, /redoc) of the real application load everything from the
+service itself.
 
-Needs the vendor bundles: `make install` (scripts/fetch-docs-assets.sh) fetches them.
+The pages are requested from the app that `entrypoints.asgi.create_app` builds (the
+`client` fixture of conftest.py), so they are the routes, middleware and OpenAPI
+document the service really serves. Needs the vendor bundles: `make install`
+(scripts/fetch-docs-assets.sh) fetches them.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import re
 from html.parser import HTMLParser
 from pathlib import Path
-from typing import Any
 
 import pytest
-from litestar import Litestar, Request, get
-from litestar.openapi import OpenAPIConfig
-from litestar.openapi.plugins import JsonRenderPlugin
+from http_support import Client
+from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from adapters.http.docs import VENDOR_DIR, docs_router
@@ -25,30 +27,13 @@ REQUIRED_ASSETS = (
     "favicon-32x32.png",
     "redoc.standalone.js",
 )
+DOCS_ROUTES = ("/swagger", "/redoc", "/favicon.ico", "/docs-assets")
 
 
-@get("/openapi.json", include_in_schema=False, sync_to_thread=False)
-def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
-    return request.app.openapi_schema.to_schema()
-
-
-@get("/ping", sync_to_thread=False)
-def ping() -> str:
-    return "pong"
-
-
-def make_app(vendor_dir: Path = VENDOR_DIR) -> Litestar:
-    # The schema lives under its own path: OpenAPIConfig(path="/") would add a
-    # catch-all route that shadows the app's own routes.
-    return Litestar(
-        route_handlers=[docs_router(vendor_dir=vendor_dir), openapi_json, ping],
-        openapi_config=OpenAPIConfig(
-            title="Guideline Ingest",
-            version="0.1.0",
-            path="/schema",
-            render_plugins=[JsonRenderPlugin()],
-        ),
-    )
+@pytest.fixture(autouse=True)
+def assets_installed() -> None:
+    missing = [name for name in REQUIRED_ASSETS if not (VENDOR_DIR / name).is_file()]
+    assert not missing, f"docs assets missing: {missing}; run `make install`"
 
 
 class _References(HTMLParser):
@@ -70,18 +55,17 @@ def references(page: str) -> list[str]:
     return parser.urls
 
 
-@pytest.fixture
-async def client() -> AsyncIterator[AsyncTestClient[Litestar]]:
-    missing = [name for name in REQUIRED_ASSETS if not (VENDOR_DIR / name).is_file()]
-    assert not missing, f"docs assets missing: {missing}; run `make install`"
-    async with AsyncTestClient(app=make_app()) as client:
-        yield client
+_SPEC_URL = re.compile(r'spec-url="([^"]*)"|\burl: "([^"]*)"')
+
+
+def spec_url(page: str) -> str:
+    """The OpenAPI document a page loads: Redoc's `spec-url`, Swagger UI's `url:`."""
+    (found,) = _SPEC_URL.findall(page)
+    return found[0] or found[1]
 
 
 @pytest.mark.parametrize("path", PAGES)
-async def test_page_is_html_with_no_external_url(
-    client: AsyncTestClient[Litestar], path: str
-) -> None:
+async def test_page_is_html_with_no_external_url(client: Client, path: str) -> None:
     response = await client.get(path)
 
     assert response.status_code == 200
@@ -92,9 +76,7 @@ async def test_page_is_html_with_no_external_url(
 
 
 @pytest.mark.parametrize("path", PAGES)
-async def test_page_policy_allows_this_service_only(
-    client: AsyncTestClient[Litestar], path: str
-) -> None:
+async def test_page_policy_allows_this_service_only(client: Client, path: str) -> None:
     policy = (await client.get(path)).headers["content-security-policy"]
     directives = dict(d.strip().split(" ", 1) for d in policy.split(";"))
 
@@ -107,14 +89,11 @@ async def test_page_policy_allows_this_service_only(
 
 
 @pytest.mark.parametrize("path", PAGES)
-async def test_every_reference_is_served_locally(
-    client: AsyncTestClient[Litestar], path: str
-) -> None:
+async def test_every_reference_is_served_locally(client: Client, path: str) -> None:
     page = (await client.get(path)).text
     urls = references(page)
 
     assert any(url.endswith(".js") for url in urls)
-    assert "/openapi.json" in urls or "/openapi.json" in page
     for url in urls:
         assert url.startswith("/"), url
         response = await client.get(url)
@@ -122,7 +101,17 @@ async def test_every_reference_is_served_locally(
         assert len(response.content) > 100, url
 
 
-async def test_assets_have_the_right_types(client: AsyncTestClient[Litestar]) -> None:
+@pytest.mark.parametrize("path", PAGES)
+async def test_each_page_loads_the_services_own_document(client: Client, path: str) -> None:
+    """`/openapi.json`, the corrected document, and no other (not Litestar's /schema)."""
+    page = (await client.get(path)).text
+
+    assert spec_url(page) == "/openapi.json"
+    document = (await client.get(spec_url(page))).json()
+    assert "/jobs" in document["paths"]
+
+
+async def test_assets_have_the_right_types(client: Client) -> None:
     js = await client.get("/docs-assets/swagger-ui-bundle.js")
     css = await client.get("/docs-assets/swagger-ui.css")
     redoc = await client.get("/docs-assets/redoc.standalone.js")
@@ -133,7 +122,7 @@ async def test_assets_have_the_right_types(client: AsyncTestClient[Litestar]) ->
     assert "max-age" in js.headers["cache-control"]
 
 
-async def test_favicon_is_served(client: AsyncTestClient[Litestar]) -> None:
+async def test_favicon_is_served(client: Client) -> None:
     response = await client.get("/favicon.ico")
 
     assert response.status_code == 200
@@ -141,18 +130,25 @@ async def test_favicon_is_served(client: AsyncTestClient[Litestar]) -> None:
     assert response.content.startswith(b"\x89PNG")
 
 
-async def test_openapi_document_leaves_the_docs_routes_out(
-    client: AsyncTestClient[Litestar],
+async def test_the_pages_document_the_service_and_leave_the_docs_routes_out(
+    client: Client,
 ) -> None:
-    document = (await client.get("/openapi.json")).json()
+    """The document the pages load is the service's own: its /jobs operations, without
+    the pages and assets themselves."""
+    response = await client.get("/openapi.json")
+    assert response.status_code == 200
+    document = response.json()
 
-    assert "/ping" in document["paths"]
-    assert not [p for p in document["paths"] if p != "/ping"]
-    assert (await client.get("/ping")).text == "pong"
+    assert document["openapi"].startswith("3.1")
+    assert {"/jobs", "/jobs/{event_id}", "/health/ready"} <= set(document["paths"])
+    assert not [p for p in document["paths"] if p.startswith(DOCS_ROUTES)]
 
 
 async def test_missing_assets_answer_503_saying_how_to_fetch_them(tmp_path: Path) -> None:
-    async with AsyncTestClient(app=make_app(vendor_dir=tmp_path)) as client:
+    """The real app always serves the installed bundles, so the missing case is shown on
+    the docs router alone, pointed at an empty directory."""
+    app = Litestar(route_handlers=[docs_router(vendor_dir=tmp_path)])
+    async with AsyncTestClient(app=app) as client:
         for path in PAGES:
             response = await client.get(path)
             assert response.status_code == 503

@@ -29,7 +29,7 @@ pytestmark = pytest.mark.slow
 
 @contextmanager
 def _server(env: dict[str, str], log: Path) -> Iterator[tuple[subprocess.Popen[bytes], str]]:
-    process, base = start_serving(env, log, timeout_s=20)
+    process, base = start_serving(env, log)
     try:
         yield process, base
     finally:

@@ -71,7 +71,7 @@ async def submit(client: Client, headers: Headers, text: str = GUIDELINE, **extr
     return response.json()
 
 
-def _wait_idle(runs: CountedRuns, timeout: float = 10.0) -> None:
+def _wait_idle(runs: CountedRuns, timeout: float = 20.0) -> None:
     """Until the in-process dispatcher runs no job."""
     deadline = time.monotonic() + timeout
     while runs.running:

@@ -109,7 +109,7 @@ async def test_empty_summary_twice_is_bad_output(
     assert caught.value.code is ErrorCode.LLM_BAD_OUTPUT
 
 
-@pytest.mark.parametrize("action", ["400", "401"])
+@pytest.mark.parametrize("action", ["400", "401", "403", "404", "422"])
 async def test_client_errors_are_rejections_after_one_call(
     gateway: OpenAIGateway, openai_stub: StubServer, action: str
 ) -> None:
@@ -142,7 +142,17 @@ async def test_rate_limit_without_retry_after(
     assert caught.value.retry_after is None
 
 
-@pytest.mark.parametrize("action", ["500", "invalid_json"])
+async def test_rate_limit_prefers_retry_after_ms(
+    gateway: OpenAIGateway, openai_stub: StubServer
+) -> None:
+    openai_stub.configure(script=["429"], retry_after_s=7, retry_after_ms=1500)
+    with pytest.raises(TransientLLMError) as caught:
+        await gateway.summarize(GUIDELINE)
+    assert caught.value.code is ErrorCode.LLM_RATE_LIMITED
+    assert caught.value.retry_after == 1.5
+
+
+@pytest.mark.parametrize("action", ["500", "invalid_json", "drop"])
 async def test_server_errors_are_unavailable(
     gateway: OpenAIGateway, openai_stub: StubServer, action: str
 ) -> None:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import urllib.request
 from typing import Any
 
+import pytest
 from tests.support.openai_stub import StubServer, spawn_stub_process
 
 
@@ -62,3 +64,51 @@ def test_runs_as_a_process() -> None:
         assert _chat(stub.url) == 429
         assert _chat(stub.url) == 200
         assert _get(stub.url.removesuffix("/v1") + "/_stub/stats")["calls"] == 2
+
+
+def test_client_error_actions_answer_their_status(openai_stub: StubServer) -> None:
+    openai_stub.configure(script=["403", "404", "422"])
+    assert [_chat(openai_stub.url) for _ in range(3)] == [403, 404, 422]
+
+
+def test_a_429_carries_retry_after_ms_when_set(openai_stub: StubServer) -> None:
+    openai_stub.configure(script=["429"], retry_after_ms=250)
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        _chat_raw(openai_stub.url)
+    assert refused.value.code == 429
+    assert refused.value.headers["retry-after-ms"] == "250"
+    assert refused.value.headers["retry-after"] is None
+
+
+def test_drop_cuts_the_reply_short_after_its_headers(openai_stub: StubServer) -> None:
+    """A 200 with its headers and a Content-Length, then half the body, then EOF."""
+    openai_stub.configure(script=["drop"])
+    root = openai_stub.url.removesuffix("/v1").removeprefix("http://")
+    connection = http.client.HTTPConnection(root, timeout=10)
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi."}]})
+    connection.request(
+        "POST", "/v1/chat/completions", body, headers={"Content-Type": "application/json"}
+    )
+    response = connection.getresponse()
+    assert response.status == 200
+    declared = int(response.headers["content-length"])
+    try:
+        with pytest.raises(http.client.IncompleteRead) as cut:
+            response.read()
+    finally:
+        connection.close()
+    assert 0 < len(cut.value.partial) < declared
+    stats = openai_stub.stats()
+    assert stats["by_action"] == {"drop": 1}
+    assert stats["by_status"] == {"dropped": 1}
+    assert stats["in_flight"] == 0
+
+
+def _chat_raw(base: str) -> None:
+    request = urllib.request.Request(
+        f"{base}/chat/completions",
+        data=json.dumps({"model": "m", "messages": [{"role": "user", "content": "Hi."}]}).encode(),
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10):
+        pass

@@ -589,8 +589,10 @@ async def test_two_concurrent_writers_one_wins_one_conflicts(pg_engine: AsyncEng
 
     outcomes = await asyncio.gather(writer(True), writer(False))
 
-    assert outcomes.count("conflict") == 1  # whichever writer it is
-    winner = next(o for o in outcomes if o != "conflict")
+    # Either writer may win; exactly one of them must meet the conflict.
+    assert outcomes.count("conflict") == 1, outcomes
+    (winner,) = (o for o in outcomes if o != "conflict")
+    assert winner in {"cancelled", "processing"}, outcomes
     stored = await load(uow, job.event_id)
     assert stored is not None
     assert stored.status.value == winner
@@ -707,7 +709,9 @@ async def test_a_closed_postgres_port_raises_storage_unavailable_fast() -> None:
             await SqlApiKeyStore(engine).get("k1")
     finally:
         await engine.dispose()
-    assert time.monotonic() - started < 5
+    # Refused at once, not retried or waited on (a pool or connect wait would take 30 s);
+    # generous for a loaded machine.
+    assert time.monotonic() - started < 15
 
 
 async def test_an_unopenable_sqlite_file_raises_storage_unavailable(tmp_path: Path) -> None:

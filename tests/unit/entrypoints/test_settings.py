@@ -150,5 +150,5 @@ def test_signing_secrets_must_be_whsec_base64_and_may_be_several() -> None:
         first,
         second,
     ]
-    with pytest.raises(SettingsError, match="^WEBHOOK_SIGNING_SECRET"):
+    with pytest.raises(SettingsError, match=r"^WEBHOOK_SIGNING_SECRET"):
         load_settings({"WEBHOOK_SIGNING_SECRET": "not-a-whsec"})
