@@ -97,3 +97,19 @@ class TestInFlightCap:
         cancelled = await client.post(f"/jobs/{first.json()['event_id']}/cancel", headers=alice)
         assert cancelled.status_code == 200
         assert (await client.post("/jobs", json=BODY, headers=alice)).status_code == 202
+
+
+async def test_a_retry_counts_against_the_submit_rate(
+    client: Client, alice: dict[str, str], fake_llm: FakeLLM
+) -> None:
+    in_app(client, fake_llm.hold, "summarize")
+    event_id = (await client.post("/jobs", json=BODY, headers=alice)).json()["event_id"]
+    for _ in range(2):  # submits 2 and 3 of the 3 a minute
+        assert (await client.post(f"/jobs/{event_id}/cancel", headers=alice)).status_code == 200
+        assert (await client.post(f"/jobs/{event_id}/retry", headers=alice)).status_code == 202
+    assert (await client.post(f"/jobs/{event_id}/cancel", headers=alice)).status_code == 200
+
+    refused = await client.post(f"/jobs/{event_id}/retry", headers=alice)  # the 4th "submit"
+    problem = assert_problem(refused, 429)
+    assert "submit" in problem["detail"]
+    assert refused.headers["ratelimit-remaining"] == "0"

@@ -643,3 +643,26 @@ async def test_a_cancel_committed_after_the_step_and_before_its_save_is_kept(
     job = await stored(uow, JOB_ID)
     assert (job.status, job.summary) == (JobStatus.CANCELLED, None)
     assert racing_llm.calls_of(Step.CHECKLIST) == []
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_cancel_stops_the_running_llm_call_at_once(
+    uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    from adapters.notify.local import LocalChangeFeed
+    from application.events import announce_changes, publishing
+
+    feed = LocalChangeFeed()
+    units = publishing(uow, [announce_changes(feed, lambda job: b"{}")])
+    retry = LLMRetryPolicy(RETRY, NoMetrics(), Sleeps())
+    process = ProcessJob(units, llm, clock, retry, NoMetrics(), SETTINGS, sleep=Beats(), feed=feed)
+    llm.hold(Step.SUMMARIZE)  # the call would never return by itself
+    run = asyncio.create_task(process.execute(JOB_ID))
+    await llm.wait_entered(Step.SUMMARIZE)
+
+    await CancelJob(units, clock).execute("alice", JOB_ID)
+
+    assert await asyncio.wait_for(run, timeout=5) is Outcome.STOPPED  # no release needed
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.summary) == (JobStatus.CANCELLED, None)
+    assert llm.calls_of(Step.CHECKLIST) == []

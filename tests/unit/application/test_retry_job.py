@@ -133,3 +133,39 @@ async def test_of_two_racing_retries_one_wins_and_the_other_is_a_conflict(
         JOB_ID
     ]  # the loser's rolled back
     assert dispatcher.dispatched == [JOB_ID]
+
+
+# -- limits on retries (each one starts paid LLM work again) ----------------------------
+
+
+async def test_a_job_takes_at_most_max_retries(
+    uow: Storage, relay: RelayOutbox, clock: FakeClock
+) -> None:
+    from application.use_cases.cancel_job import CancelJob
+
+    await seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()))
+    limited = RetryJob(uow, relay, clock, max_retries=2)
+    for _ in range(2):
+        await limited.execute("alice", JOB_ID)
+        await CancelJob(uow, clock).execute("alice", JOB_ID)
+
+    with pytest.raises(JobConflict, match="retried 2 times"):
+        await limited.execute("alice", JOB_ID)
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.retries) == (JobStatus.CANCELLED, 2)
+
+
+async def test_a_retry_counts_against_the_in_flight_cap(
+    uow: Storage, relay: RelayOutbox, clock: FakeClock
+) -> None:
+    from application.errors import TooManyJobsInFlight
+
+    busy = a_job(JobStatus.PROCESSING, event_id=UUID(int=8), now=clock.now())
+    await seed(uow, a_job(JobStatus.FAILED, event_id=JOB_ID, now=clock.now()), busy)
+    capped = RetryJob(uow, relay, clock, max_inflight_per_owner=1)
+
+    with pytest.raises(TooManyJobsInFlight):
+        await capped.execute("alice", JOB_ID)
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.retries) == (JobStatus.FAILED, 0)  # nothing changed
+    assert await uow.outbox_rows() == []
