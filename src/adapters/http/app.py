@@ -20,6 +20,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.auth import Authenticator, auth_guard, owner_provider
+from adapters.http.console import console_router
 from adapters.http.docs import docs_router
 from adapters.http.health import MetricsExposition, ReadinessCheck, live, metrics, ready
 from adapters.http.jobs import JobController
@@ -135,6 +136,7 @@ def create_http_app(
             metrics,
             openapi_document,
             docs_router(OPENAPI_PATH),
+            console_router(),
         ],
         dependencies={
             **dependencies,
