@@ -331,3 +331,40 @@ def test_ctrl_c_leaves_jobs_running_and_a_rerun_resumes(
     assert len(all_jobs(url, key)) == 10  # nothing submitted twice
     assert len(list(out.rglob("*.md"))) == 10
     assert stdout.count("\n") + resumed.stdout.count("\n") >= 10
+
+
+@pytest.mark.slow
+def test_failures_are_named_with_their_codes_and_a_rerun_retries_them(
+    slow_server: tuple[str, dict[str, str]], openai_stub: StubServer, tmp_path: Path
+) -> None:
+    url, env = slow_server
+    env, key_file = owner_env(env, "failing", tmp_path)
+    key = key_file.read_text().strip()
+    folder, out = tmp_path / "three", tmp_path / "out"
+    folder.mkdir()
+    (folder / "a.txt").write_text(guideline(1))
+    (folder / "b.txt").write_text("x" * 200_001)  # over the limit: the service says 422
+    args = ["submit", str(folder), "--out", str(out), "--url", url, "--key-file", str(key_file)]
+    openai_stub.configure(latency_ms=0, script=["400"])  # a.txt's first call is rejected
+
+    first = cli(*args, env=env)
+
+    assert first.returncode == 1, first.stderr
+    assert (
+        first.stderr.strip()
+        == "2 inputs: 0 completed, 2 failed (http_422: 1, llm_rejected: 1), 0 skipped"
+    )
+    lines = sorted(line.split("\t") for line in first.stdout.splitlines())
+    assert [(kind, Path(label).name, code) for kind, label, _, code in lines] == [
+        ("failed", "a.txt", "llm_rejected"),
+        ("failed", "b.txt", "http_422"),
+    ]
+    failed_id = lines[0][2]
+
+    (folder / "b.txt").unlink()
+    rerun = cli(*args, env=env)
+
+    assert rerun.returncode == 0, rerun.stderr
+    assert rerun.stdout.strip().split("\t") == ["completed", str(folder / "a.txt"), failed_id]
+    assert [j["event_id"] for j in all_jobs(url, key)] == [failed_id]  # retried, not new
+    assert (out / "a.md").read_text().startswith("# Guideline 1: diabetes\n")

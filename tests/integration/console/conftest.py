@@ -8,6 +8,7 @@
 - `console_app`  (function) `guideline-ingest serve` in embedded mode on a SQLite file,
                  its LLM the local OpenAI-compatible stub (whose latency makes the steps
                  visible); yields (base URL, API key).
+- `offline_console_app`  the same with the offline provider (the default embedded mode).
 - `artifacts`    the folder for screenshots: `test-artifacts/console/` at the repo root.
 """
 
@@ -31,7 +32,7 @@ CHROMIUM = "/usr/bin/chromium"
 def _install_chromium() -> None:
     """Debian's package, as root (CI and the dev machines run as root)."""
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "--no-install-recommends", "chromium"]
+    install = ["apt-get", "install", "-y", "chromium", "fonts-dejavu-core"]
     if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode == 0:
         return
     subprocess.run(["apt-get", "update"], env=env, capture_output=True, timeout=600, check=False)
@@ -79,6 +80,20 @@ def console_app(openai_stub: StubServer, tmp_path: Path) -> Iterator[tuple[str, 
         SHUTDOWN_GRACE_S="1",
     )
     key = make_key(env, "console")
+    with served(env, tmp_path / "serve.log") as url:
+        yield url, key
+
+
+@pytest.fixture
+def offline_console_app(tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """The default embedded mode: SQLite and the offline provider."""
+    env = clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path}/offline.sqlite3",
+        LLM_PROVIDER="offline",
+        LOG_FORMAT="json",
+        LOG_LEVEL="WARNING",
+    )
+    key = make_key(env, "offline")
     with served(env, tmp_path / "serve.log") as url:
         yield url, key
 

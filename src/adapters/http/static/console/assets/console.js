@@ -303,9 +303,18 @@
     return "waiting";
   }
 
+  // A step's time is measured between the polls that saw it begin and end, so it is
+  // known to about one poll interval; shorter ones are shown as "< 1 s". The time spent
+  // waiting for a worker comes from the server's own timestamps.
   function stepTime(job, step, state) {
+    if (step === "queue" && job.started_at) {
+      return seconds(Math.max(0, Date.parse(job.started_at) - Date.parse(job.created_at)));
+    }
     const timing = current.timings[step];
-    if (timing && timing.end !== undefined) return seconds(timing.end - timing.start);
+    if (timing && timing.end !== undefined) {
+      const took = timing.end - timing.start;
+      return took < 2 * POLL_MS ? "< 1 s" : seconds(took);
+    }
     if (timing && state === "running") return `${seconds(performance.now() - timing.start)} so far`;
     return "";
   }
