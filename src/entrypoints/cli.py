@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -101,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except StorageUnavailable:
         print("guideline-ingest: the database is unavailable (see DATABASE_URL)", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as exc:  # one line, never a traceback (the type says what failed)
         print(f"guideline-ingest: failed: {type(exc).__name__}", file=sys.stderr)

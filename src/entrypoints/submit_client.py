@@ -205,30 +205,25 @@ class ProgressBar:
             BarColumn,
             MofNCompleteColumn,
             Progress,
-            TaskProgressColumn,
             TextColumn,
-            TimeElapsedColumn,
             TimeRemainingColumn,
         )
 
         self._counts: Counter[str] = Counter()
+        # Fits 80 columns: bar, n/total, the counts, rate, time left.
         self._progress = Progress(
-            TextColumn("[bold]guidelines"),
-            BarColumn(),
+            BarColumn(bar_width=16),
             MofNCompleteColumn(),
-            TaskProgressColumn(),
             TextColumn(
                 "[green]{task.fields[done]} done[/] · [red]{task.fields[failed]} failed[/] · "
-                "[cyan]{task.fields[in_flight]} in flight[/] · {task.fields[rate]}"
+                "[cyan]{task.fields[in_flight]} in flight[/] · {task.fields[rate]} · ETA"
             ),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
             TimeRemainingColumn(),
             console=Console(file=stream),
             transient=False,
         )
         self._task = self._progress.add_task(
-            "guidelines", total=total, done=0, failed=0, in_flight=0, rate="- /s"
+            "guidelines", total=total, done=0, failed=0, in_flight=0, rate="-/s"
         )
         self._progress.start()
 
@@ -241,7 +236,7 @@ class ProgressBar:
             done=self._counts["done"],
             failed=self._counts["failed"],
             in_flight=self._counts["in_flight"],
-            rate=f"{speed:.1f} /s" if speed else "- /s",
+            rate=f"{speed:.1f}/s" if speed else "-/s",
         )
 
     def started(self) -> None:
