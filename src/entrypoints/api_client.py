@@ -43,6 +43,14 @@ class Refused(ClientError):
         self.http_status = http_status
 
 
+class WaitTimedOut(ClientError):
+    """`follow` gave up: the job is still running on the service."""
+
+    def __init__(self, message: str, event_id: str) -> None:
+        super().__init__(message)
+        self.event_id = event_id
+
+
 def resolve_key(key: str | None, key_file: str | None) -> str | None:
     """`--key`, else the first line of `--key-file`, else $GUIDELINE_INGEST_API_KEY."""
     if key:
@@ -168,7 +176,8 @@ class ApiClient:
             if job["status"] in TERMINAL:
                 return job
             if time.monotonic() > deadline:
-                raise ClientError(f"gave up waiting for {job['event_id']} after {timeout_s:.0f} s")
+                message = f"gave up waiting for {job['event_id']} after {timeout_s:.0f} s"
+                raise WaitTimedOut(message, job["event_id"])
             started = time.monotonic()
             job = await self.get(job["event_id"], wait_s=hold_s)
             if job["status"] not in TERMINAL:

@@ -28,7 +28,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, TextIO
 
-from entrypoints.api_client import ApiClient, ClientError, Job, Refused, resolve_key
+from entrypoints.api_client import (
+    ApiClient,
+    ClientError,
+    Job,
+    Refused,
+    WaitTimedOut,
+    resolve_key,
+)
 from entrypoints.terminal import one_line, safe, safe_json
 
 SUFFIXES = (".txt", ".md")
@@ -282,6 +289,8 @@ async def _one(api: ApiClient, batch: Batch, item: Input, texts: dict[Input, str
         if exc.http_status in (401, 403):
             raise
         outcome = Outcome("failed", code=f"http_{exc.http_status}", message=str(exc))
+    except WaitTimedOut as exc:  # still running on the service: a rerun picks it up
+        outcome = Outcome("failed", exc.event_id, "wait_timed_out", str(exc))
     batch.outcomes[item] = outcome
     batch.progress.finished(item, outcome)
 
@@ -363,8 +372,14 @@ def run_batch(args: argparse.Namespace, inputs: list[Input], key: str | None) ->
     finally:
         progress.close()
     print(_summary(batch, interrupted), file=sys.stderr)
+    if tty:  # the bar counted them; name them
+        for item, outcome in batch.outcomes.items():
+            if outcome.kind in ("failed", "cancelled"):
+                print(f"failed: {safe(item.label)}: {outcome.code}", file=sys.stderr)
     if interrupted:
-        running = len(batch.in_flight)
+        running = len(batch.in_flight) + sum(
+            1 for o in batch.outcomes.values() if o.kind == "submitted"
+        )
         print(
             f"guideline-ingest: interrupted; {running} submitted jobs keep running on the "
             "service. Run the same command again to resume: completed results are skipped "

@@ -3,7 +3,7 @@
 - `chromium`     (session) the path of Debian's `chromium` binary; installed with
                  `apt-get install -y chromium` when missing. The test FAILS, never
                  skips, when it cannot be installed or the browser does not start.
-- `browser`      (session) a headless Chromium launched through Playwright with
+- `browser`      (module) a headless Chromium launched through Playwright with
                  `executable_path` (Playwright never downloads a browser here).
 - `console_app`  (function) `guideline-ingest serve` in embedded mode on a SQLite file,
                  its LLM the local OpenAI-compatible stub (whose latency makes the steps
@@ -50,13 +50,15 @@ def chromium() -> str:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: while Playwright's sync API runs it holds an event loop
+# in this thread, which the asyncio tests of other modules must not meet.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright, chromium: str) -> Iterator[Browser]:
     try:
         launched = playwright.chromium.launch(executable_path=chromium, headless=True)

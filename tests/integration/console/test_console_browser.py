@@ -174,7 +174,9 @@ def test_the_console_in_a_browser(
 
     # Open the completed job from history, then come back to the cancelled one.
     page.get_by_label("Status").select_option("completed")
+    expect(rows).to_have_count(10)
     page.get_by_role("button", name="Older").click()
+    expect(rows.first).to_have_attribute("data-event-id", done_id)
     rows.first.click()
     expect(page.get_by_role("heading", name="asthma-in-adults.md")).to_be_visible()
     expect(page.locator("#job-id")).to_contain_text(done_id)
@@ -182,6 +184,7 @@ def test_the_console_in_a_browser(
     # Retry the cancelled job (opened from history), then delete it, by keyboard in the
     # confirmation: it is gone from history and from the API.
     page.get_by_label("Status").select_option("cancelled")
+    expect(rows.first).to_have_attribute("data-event-id", cancelled_id)
     rows.first.click()
     expect(page.locator("#job-id")).to_contain_text(cancelled_id)
     page.get_by_role("button", name="Retry job").click()

@@ -573,6 +573,8 @@
     $("job-delete").addEventListener("click", () => jobAction("delete"));
     $("history-refresh").addEventListener("click", () => loadHistory(pages.cursors[pages.page]));
     $("history-status").addEventListener("change", () => {
+      $("history-list").replaceChildren(); // no stale rows while the new list loads
+      $("history-next").disabled = true;
       pages.cursors = [null];
       pages.page = 0;
       loadHistory(null);
