@@ -5,7 +5,7 @@
 (() => {
   const KEY_STORAGE = "guideline-ingest.api-key";
   const MAX_CHARS = 200000;
-  const POLL_MS = 500;
+  const RECONNECT_MS = 1000;
   const PAGE_SIZE = 10;
   const TERMINAL = new Set(["completed", "failed", "cancelled"]);
   const STEPS = [
@@ -66,17 +66,59 @@
       signal.addEventListener("abort", () => { clearTimeout(timer); resolve(); }, { once: true });
     });
 
-  // Follows one job until it ends: calls onJob with each state seen. It polls
-  // GET /jobs/{id} today. When GET /jobs/{id}/events exists, this function is the one
-  // place to change: read it with fetch() (EventSource cannot send the Authorization
-  // header), split the body stream on blank lines, and call onJob with each `data:`.
+  // Follows one job until it ends: calls onJob with each state seen, from the event
+  // stream GET /jobs/{id}/events. It is read with fetch(), not EventSource, because
+  // EventSource cannot send the Authorization header (and the key never goes in a URL).
+  // A dropped stream is opened again after a second; it ends after the finished state.
   async function followJob(eventId, onJob, signal) {
+    let last = null;
     while (!signal.aborted) {
-      const job = await api("GET", `/jobs/${encodeURIComponent(eventId)}`);
-      if (signal.aborted) return;
-      onJob(job);
-      if (TERMINAL.has(job.status)) return;
-      await sleep(POLL_MS, signal);
+      last = (await readEvents(eventId, onJob, signal)) || last;
+      if (signal.aborted || (last && TERMINAL.has(last.status))) return;
+      await sleep(RECONNECT_MS, signal);
+    }
+  }
+
+  async function readEvents(eventId, onJob, signal) {
+    const headers = { Accept: "text/event-stream" };
+    const key = storedKey();
+    if (key) headers.Authorization = `Bearer ${key}`;
+    let response;
+    try {
+      response = await fetch(`/jobs/${encodeURIComponent(eventId)}/events`, {
+        headers, signal, cache: "no-store", credentials: "omit",
+      });
+    } catch {
+      return null; // aborted, or the network: followJob decides
+    }
+    if (!response.ok) {
+      const data = await response.json().catch(() => null);
+      const error = new ApiError(response.status, data || { title: response.statusText, detail: "" });
+      if (response.status === 401) keyRefused(error);
+      throw error;
+    }
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    let last = null;
+    try {
+      for (;;) {
+        const { value, done } = await reader.read();
+        if (done) return last;
+        buffer += value.replace(/\r\n?/g, "\n");
+        let end;
+        while ((end = buffer.indexOf("\n\n")) >= 0) {
+          const block = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = block.split("\n").filter((line) => line.startsWith("data:"))
+            .map((line) => line.slice(5).replace(/^ /, "")).join("\n");
+          if (data && !signal.aborted) {
+            last = JSON.parse(data);
+            onJob(last);
+          }
+        }
+      }
+    } catch {
+      return last; // aborted or dropped
     }
   }
 
@@ -303,17 +345,16 @@
     return "waiting";
   }
 
-  // A step's time is measured between the polls that saw it begin and end, so it is
-  // known to about one poll interval; shorter ones are shown as "< 1 s". The time spent
-  // waiting for a worker comes from the server's own timestamps.
+  // A step's time runs from the event that says it began to the next one (measured
+  // here, in the browser). The time spent waiting for a worker comes from the server's
+  // own timestamps.
   function stepTime(job, step, state) {
     if (step === "queue" && job.started_at) {
       return seconds(Math.max(0, Date.parse(job.started_at) - Date.parse(job.created_at)));
     }
     const timing = current.timings[step];
     if (timing && timing.end !== undefined) {
-      const took = timing.end - timing.start;
-      return took < 2 * POLL_MS ? "< 1 s" : seconds(took);
+      return seconds(timing.end - timing.start);
     }
     if (timing && state === "running") return `${seconds(performance.now() - timing.start)} so far`;
     return "";
@@ -410,8 +451,9 @@
     stopFollowing();
     const controller = new AbortController();
     current.controller = controller;
-    followJob(job.event_id, (seen) => {
+    followJob(job.event_id, (event) => {
       if (controller.signal.aborted) return;
+      const seen = { ...current.job, ...event }; // the stream's jobs carry no input_text
       observe(seen);
       renderJob(seen);
       if (TERMINAL.has(seen.status)) {
