@@ -1,17 +1,15 @@
 """A small client of the service's public HTTP API, for the command line (httpx, async).
 
 Used by `submit` and `jobs`: the key from `--key`, `--key-file` or the environment;
-refusals turned into one printable line; and `follow`, which watches a job until it
-ends. `follow` polls `GET /jobs/{id}?wait=` today. When `GET /jobs/{id}/events` (the
-event stream) is served, it is the one place to change: read that stream with
-`client.stream("GET", ...)` and hand each event's job to `on_change`.
+refusals turned into one printable line; and `follow`, which reads a job's event
+stream (`GET /jobs/{id}/events`) until the job ends.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -127,11 +125,8 @@ class ApiClient:
         job: Job = response.json()
         return job, response.status_code == 202
 
-    async def get(self, event_id: str, wait_s: float = 0) -> Job:
-        params = {"wait": str(int(wait_s))} if wait_s else None
-        timeout = httpx.Timeout(30.0 + wait_s)
-        response = await self._call("GET", _path(event_id), params=params, timeout=timeout)
-        job: Job = response.json()
+    async def get(self, event_id: str) -> Job:
+        job: Job = (await self._call("GET", _path(event_id))).json()
         return job
 
     async def list_jobs(self, statuses: list[str], limit: int, cursor: str | None) -> Job:
@@ -160,26 +155,56 @@ class ApiClient:
         *,
         timeout_s: float,
         on_change: Callable[[Job], None] | None = None,
-        hold_s: float = 0,
     ) -> Job:
-        """Polls until the job ends; `on_change` sees each new status/step.
+        """Follows the job's event stream until it ends; `on_change` sees each new
+        status/step. A dropped stream is read again after a GET that catches up."""
+        seen: tuple[str, str | None] | None = None
 
-        `hold_s` asks the service to hold each poll that long (the `wait` long poll);
-        where it does not, the polls are spaced by a growing delay (0.2 s to 2 s)."""
-        deadline = time.monotonic() + timeout_s
-        delay, seen = 0.2, None
-        while True:
-            state = (job["status"], job.get("step"))
-            if state != seen and on_change is not None:
-                on_change(job)
-            seen = state
-            if job["status"] in TERMINAL:
-                return job
-            if time.monotonic() > deadline:
-                message = f"gave up waiting for {job['event_id']} after {timeout_s:.0f} s"
-                raise WaitTimedOut(message, job["event_id"])
-            started = time.monotonic()
-            job = await self.get(job["event_id"], wait_s=hold_s)
-            if job["status"] not in TERMINAL:
-                await asyncio.sleep(max(0.0, delay - (time.monotonic() - started)))
-                delay = min(delay * 1.5, 2.0)
+        def show(state: Job) -> None:
+            nonlocal seen
+            now = (state["status"], state.get("step"))
+            if now != seen and on_change is not None:
+                on_change(state)
+            seen = now
+
+        show(job)
+        try:
+            async with asyncio.timeout(timeout_s):
+                while job["status"] not in TERMINAL:
+                    last = await self._read_events(job["event_id"], show)
+                    if last is not None:
+                        job = {**job, **last}  # the stream's jobs carry no input_text
+                    if job["status"] in TERMINAL:
+                        break
+                    await asyncio.sleep(1.0)
+                    job = await self.get(job["event_id"])
+                    show(job)
+        except TimeoutError:
+            message = f"gave up waiting for {job['event_id']} after {timeout_s:.0f} s"
+            raise WaitTimedOut(message, job["event_id"]) from None
+        return job
+
+    async def _read_events(self, event_id: str, show: Callable[[Job], None]) -> Job | None:
+        """`GET /jobs/{id}/events` (Server-Sent Events) to its end; the last job seen."""
+        last: Job | None = None
+        try:
+            async with self._client.stream(
+                "GET",
+                f"{_path(event_id)}/events",
+                headers={"Accept": "text/event-stream"},
+                timeout=httpx.Timeout(30.0, read=60.0),  # a comment comes every 15 s
+            ) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise refusal(response)
+                data: list[str] = []
+                async for line in response.aiter_lines():
+                    if line.startswith("data:"):
+                        data.append(line[5:].removeprefix(" "))
+                    elif not line and data:
+                        last = json.loads("\n".join(data))
+                        data = []
+                        show(last)
+        except httpx.HTTPError:
+            pass  # dropped: the caller catches up and reads again
+        return last

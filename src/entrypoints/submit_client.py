@@ -39,7 +39,6 @@ from entrypoints.api_client import (
 from entrypoints.terminal import one_line, safe, safe_json
 
 SUFFIXES = (".txt", ".md")
-BATCH_HOLD_S = 10.0  # each poll of a batch job is held by the service up to this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -302,7 +301,7 @@ async def _submit_and_follow(api: ApiClient, batch: Batch, item: Input, text: st
     if not batch.wait:
         return Outcome("submitted", job["event_id"])
     batch.in_flight.add(job["event_id"])
-    job = await api.follow(job, timeout_s=batch.timeout_s, hold_s=BATCH_HOLD_S)
+    job = await api.follow(job, timeout_s=batch.timeout_s)
     batch.in_flight.discard(job["event_id"])
     if job["status"] == "completed":
         if batch.out is not None:
