@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test check lint types layers pytest unit services bench clean
+.PHONY: help install run test check lint types layers pytest unit services browser bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -42,7 +42,10 @@ layers: install ## the layer contract (import-linter)
 unit: install ## the fast unit tests (in memory only; `make test` also runs them on PostgreSQL)
 	$(BIN)/pytest tests/unit -q -m "not postgres"
 
-pytest: install services ## the whole pytest suite (unit + integration)
+browser: ## Debian's chromium for the console's browser test (Playwright drives it; no browser download)
+	@test -x /usr/bin/chromium || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium fonts-dejavu-core; }
+
+pytest: install services browser ## the whole pytest suite (unit + integration)
 	$(BIN)/pytest -q
 
 check: lint types layers pytest ## every check: ruff, mypy, layers, pytest

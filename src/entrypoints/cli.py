@@ -1,4 +1,4 @@
-"""`guideline-ingest`: serve, worker, migrate, keys, submit.
+"""`guideline-ingest`: serve, worker, migrate, keys, submit, jobs.
 
 Exit status: 0 success; 1 the job failed or was cancelled, or the service
 refused; 2 a usage error. Every error is one line on stderr.
@@ -9,11 +9,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import os
 import secrets
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from application.errors import StorageUnavailable
+from entrypoints import jobs_client, submit_client
+from entrypoints.api_client import ClientError
 from entrypoints.settings import Settings, SettingsError, load_settings
 
 
@@ -30,8 +34,28 @@ def new_signing_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage errors on one line (and exit status 2), like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {message} (see --help)\n")
+
+
+def _client_options() -> _Parser:
+    """The options of the commands that talk to a running service over HTTP."""
+    common = _Parser(add_help=False)
+    common.add_argument("--url", default="http://127.0.0.1:8000", help="the service's base URL")
+    key = common.add_mutually_exclusive_group()
+    key.add_argument(
+        "--key", default=None, help="API key (visible in ps: prefer --key-file or the env)"
+    )
+    key.add_argument("--key-file", default=None, metavar="FILE", help="a file holding the key")
+    common.add_argument("--json", action="store_true", help="print raw JSON")
+    return common
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="guideline-ingest",
         description="Turn clinical guidelines into summaries and checklists.",
     )
@@ -61,14 +85,16 @@ def _parser() -> argparse.ArgumentParser:
     )
     webhook_commands.add_parser("secret", help="print a fresh whsec_ signing secret")
 
-    submit = commands.add_parser("submit", help="submit a file's text to a running service")
-    submit.add_argument("file", help="a text file, or - for stdin")
-    submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
-    submit.add_argument("--json", action="store_true", help="print the raw job as JSON")
-    submit.add_argument("--url", default="http://127.0.0.1:8000")
-    submit.add_argument("--key", default=None, help="API key (default: $GUIDELINE_INGEST_API_KEY)")
-    submit.add_argument("--idempotency-key", default=None)
-    submit.add_argument("--timeout", type=float, default=3600.0, help="seconds to wait at most")
+    common = _client_options()
+    submit = commands.add_parser(
+        "submit",
+        parents=[common],
+        help="submit files or folders of guidelines to a running service",
+        description="Key: --key, --key-file or $GUIDELINE_INGEST_API_KEY.",
+    )
+    submit_client.add_arguments(submit)
+    jobs = commands.add_parser("jobs", help="list, show, cancel, retry or delete jobs")
+    jobs_client.add_arguments(jobs, common)
     return parser
 
 
@@ -76,9 +102,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "submit":
-            from entrypoints.submit_client import run_submit
-
-            return run_submit(args)
+            return submit_client.run_submit(args)
+        if args.command == "jobs":
+            return jobs_client.run_jobs(args)
         if args.command == "webhooks":
             print(new_signing_secret())
             return 0
@@ -87,11 +113,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"guideline-ingest: setting error: {exc}", file=sys.stderr)
         return 2
-    except CliError as exc:
+    except (CliError, ClientError) as exc:
         print(f"guideline-ingest: {exc}", file=sys.stderr)
         return exc.status
     except StorageUnavailable:
         print("guideline-ingest: the database is unavailable (see DATABASE_URL)", file=sys.stderr)
+        return 1
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
         return 1
     except Exception as exc:  # one line, never a traceback (the type says what failed)
         print(f"guideline-ingest: failed: {type(exc).__name__}", file=sys.stderr)

@@ -20,6 +20,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.auth import Authenticator, auth_guard, owner_provider
+from adapters.http.console import console_router
 from adapters.http.docs import docs_router
 from adapters.http.health import MetricsExposition, ReadinessCheck, live, metrics, ready
 from adapters.http.jobs import JobController, JobUseCases, job_dependencies
@@ -197,6 +198,7 @@ def create_http_app(
             ready,
             metrics,
             docs_router(OPENAPI_PATH),
+            console_router(),
         ],
         dependencies={
             "owner": Provide(owner_provider(authenticate)),
