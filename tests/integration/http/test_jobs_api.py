@@ -48,6 +48,7 @@ JOB_FIELDS = frozenset(
         "created_at",
         "started_at",
         "finished_at",
+        "callback",
     }
 )
 GUIDELINE = (
@@ -100,11 +101,7 @@ async def test_submit_answers_202_with_location_and_the_whole_pending_job(
     metadata = {"source": "NICE NG28", "ward": "7"}
     response = await client.post(
         "/jobs",
-        json={
-            "input_text": GUIDELINE,
-            "metadata": metadata,
-            "callback_url": "https://example.org/hook",
-        },
+        json={"input_text": GUIDELINE, "metadata": metadata},
         headers=alice,
     )
 
@@ -117,7 +114,7 @@ async def test_submit_answers_202_with_location_and_the_whole_pending_job(
     assert job["metadata"] == metadata
     assert job["usage"] == ZERO_USAGE
     assert job["attempts"] == 0
-    for unknown in ("step", "summary", "checklist", "result", "error"):
+    for unknown in ("step", "summary", "checklist", "result", "error", "callback"):
         assert job[unknown] is None, unknown
     assert job["started_at"] is None
     assert job["finished_at"] is None
