@@ -17,7 +17,7 @@ from litestar.di import Provide
 from adapters.http.app import create_http_app
 from adapters.http.limits import RateLimits
 from adapters.persistence.engine import masked_url
-from adapters.persistence.health import database_ready
+from adapters.persistence.health import DatabaseProbe
 from adapters.persistence.migrate import upgrade
 from entrypoints.container import Container, build_container, close_resources
 from entrypoints.periodic import every
@@ -90,7 +90,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
     configure_logging(settings.log_format, settings.log_level)
     metrics = container.metrics()
     engine = container.engine()
-    checks: dict[str, Callable[[], Awaitable[bool]]] = {"database": lambda: database_ready(engine)}
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {"database": DatabaseProbe(engine)}
     if not settings.embedded:
         from entrypoints.celery_app import broker_ready
 
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         lifespan=[_lifespan(container, settings)],
         observe_request=metrics.http_request,
         callbacks_allow_http=settings.callbacks_allow_http,
+        request_timeout_s=settings.request_timeout_s,
     )
     app.state.container = container
     return app

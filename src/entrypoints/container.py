@@ -93,6 +93,8 @@ class Container(containers.DeclarativeContainer):
         url=settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
         pool_timeout_s=settings.provided.db_pool_timeout_s,
+        statement_timeout_s=settings.provided.db_statement_timeout_s,
+        lock_timeout_s=settings.provided.db_lock_timeout_s,
     )
     uow_factory = providers.Singleton(sql_unit_of_work_factory, engine)
     api_key_store = providers.Singleton(SqlApiKeyStore, engine)

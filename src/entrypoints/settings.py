@@ -50,6 +50,9 @@ class Settings:
     log_level: str = "INFO"
     db_pool_size: int = 10
     db_pool_timeout_s: float = 5.0
+    db_statement_timeout_s: float = 30.0
+    db_lock_timeout_s: float = 5.0
+    request_timeout_s: float = 8.0
     api_key_cache_s: float = 10.0
     worker_metrics_port: int | None = None
     trusted_proxies: str = "127.0.0.1"
@@ -179,6 +182,17 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     ),
     "DB_POOL_SIZE": ("db_pool_size", *_INT),
     "DB_POOL_TIMEOUT_S": ("db_pool_timeout_s", *_FLOAT),
+    "DB_STATEMENT_TIMEOUT_S": (
+        "db_statement_timeout_s",
+        _non_negative_float,
+        "a number of seconds, 0 or more (0: none)",
+    ),
+    "DB_LOCK_TIMEOUT_S": (
+        "db_lock_timeout_s",
+        _non_negative_float,
+        "a number of seconds, 0 or more (0: none)",
+    ),
+    "REQUEST_TIMEOUT_S": ("request_timeout_s", *_FLOAT),
     "WORKER_METRICS_PORT": ("worker_metrics_port", *_INT),
     "API_KEY_CACHE_S": ("api_key_cache_s", _non_negative_float, "a number of seconds, 0 or more"),
     "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),

@@ -20,6 +20,7 @@ from litestar.routes import HTTPRoute
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.auth import Authenticator, auth_guard, owner_provider
+from adapters.http.deadline import deadline_middleware
 from adapters.http.docs import docs_router
 from adapters.http.health import MetricsExposition, ReadinessCheck, live, metrics, ready
 from adapters.http.jobs import JobController
@@ -122,9 +123,12 @@ def create_http_app(
     observe_request: RequestObserver | None = None,
     version: str = "1.0.0",
     callbacks_allow_http: bool = False,
+    request_timeout_s: float | None = None,
 ) -> Litestar:
-    """Build the HTTP app. `dependencies` maps handler parameter names to use-case providers."""
+    """Build the HTTP app. `dependencies` maps handler parameter names to use-case providers.
+    With `request_timeout_s`, a request whose work takes longer answers 503 (deadline.py)."""
     allowed_methods: dict[str, str] = {}
+    deadline = [deadline_middleware(request_timeout_s)] if request_timeout_s else []
     app = Litestar(
         route_handlers=[
             Router(
@@ -143,7 +147,7 @@ def create_http_app(
             "metrics_exposition": Provide(lambda: metrics_exposition, sync_to_thread=False),
         },
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[request_context_middleware(observe_request, allowed_methods)],
+        middleware=[request_context_middleware(observe_request, allowed_methods), *deadline],
         request_max_body_size=MAX_BODY_BYTES,
         openapi_config=OpenAPIConfig(
             title="Guideline Ingest",

@@ -84,3 +84,18 @@ def test_an_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
 def test_secrets_do_not_show_in_repr() -> None:
     settings = load_settings({"OPENAI_API_KEY": "sk-very-secret"})
     assert "sk-very-secret" not in repr(settings)
+
+
+def test_time_limits_of_requests_and_sessions() -> None:
+    defaults = load_settings({})
+    assert (defaults.request_timeout_s, defaults.db_statement_timeout_s) == (8.0, 30.0)
+    assert defaults.db_lock_timeout_s == 5.0
+    settings = load_settings(
+        {"REQUEST_TIMEOUT_S": "2.5", "DB_STATEMENT_TIMEOUT_S": "0", "DB_LOCK_TIMEOUT_S": "1"}
+    )
+    assert settings.request_timeout_s == 2.5
+    assert settings.db_statement_timeout_s == 0.0  # off
+    assert settings.db_lock_timeout_s == 1.0
+    for name, value in [("REQUEST_TIMEOUT_S", "0"), ("DB_LOCK_TIMEOUT_S", "-1")]:
+        with pytest.raises(SettingsError, match=f"^{name}"):
+            load_settings({name: value})
