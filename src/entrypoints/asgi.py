@@ -103,6 +103,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             container.rate_limiter(),
             settings.rate_limit_submit_per_min,
             settings.rate_limit_read_per_min,
+            settings.rate_limit_auth_failures_per_min,
         ),
         readiness_checks=checks,
         metrics_exposition=metrics.exposition,

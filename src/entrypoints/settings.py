@@ -43,6 +43,7 @@ class Settings:
     rate_limit_submit_per_min: int | None = None
     rate_limit_read_per_min: int | None = None
     max_inflight_per_owner: int | None = None
+    rate_limit_auth_failures_per_min: int | None = 60
     job_retention_days: int | None = None
     webhook_signing_secret: str | None = field(default=None, repr=False)
     callbacks_allow_http: bool = False
@@ -105,6 +106,13 @@ def _non_negative_float(raw: str) -> float:
     if not value >= 0:
         raise ValueError
     return value
+
+
+def _limit_or_off(raw: str) -> int | None:
+    value = int(raw)
+    if value < 0:
+        raise ValueError
+    return value or None
 
 
 def _bool(raw: str) -> bool:
@@ -171,6 +179,11 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "RATE_LIMIT_SUBMIT_PER_MIN": ("rate_limit_submit_per_min", *_INT),
     "RATE_LIMIT_READ_PER_MIN": ("rate_limit_read_per_min", *_INT),
     "MAX_INFLIGHT_PER_OWNER": ("max_inflight_per_owner", *_INT),
+    "RATE_LIMIT_AUTH_FAILURES_PER_MIN": (
+        "rate_limit_auth_failures_per_min",
+        _limit_or_off,
+        "a positive integer, or 0 for no limit",
+    ),
     "JOB_RETENTION_DAYS": ("job_retention_days", *_INT),
     "WEBHOOK_SIGNING_SECRET": ("webhook_signing_secret", str, "a secret"),
     "CALLBACKS_ALLOW_HTTP": ("callbacks_allow_http", *_BOOL),

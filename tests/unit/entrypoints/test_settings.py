@@ -99,3 +99,12 @@ def test_time_limits_of_requests_and_sessions() -> None:
     for name, value in [("REQUEST_TIMEOUT_S", "0"), ("DB_LOCK_TIMEOUT_S", "-1")]:
         with pytest.raises(SettingsError, match=f"^{name}"):
             load_settings({name: value})
+
+
+def test_failed_authentications_are_limited_by_default() -> None:
+    name = "RATE_LIMIT_AUTH_FAILURES_PER_MIN"
+    assert load_settings({}).rate_limit_auth_failures_per_min == 60
+    assert load_settings({name: "5"}).rate_limit_auth_failures_per_min == 5
+    assert load_settings({name: "0"}).rate_limit_auth_failures_per_min is None  # off
+    with pytest.raises(SettingsError, match=rf"^{name}"):
+        load_settings({name: "-1"})
