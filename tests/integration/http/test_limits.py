@@ -5,10 +5,13 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-from http_support import Client, assert_problem, in_app
+from http_support import DIALECTS, Client, assert_problem, in_app
 
 from adapters.llm.fake import FakeLLM
 from entrypoints.settings import Settings
+
+# Every hostile body and every limit, on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.parametrize("database", DIALECTS, indirect=True)
 
 BODY = {"input_text": "Check the airway first."}
 
