@@ -59,10 +59,15 @@ class JobRepository(Protocol):
         """Erase up to `limit` jobs created before `cutoff`; return how many."""
 
     async def find_unfinished(
-        self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
+        self,
+        pending_idle_before: Sequence[datetime],
+        lease_expired_before: datetime,
+        limit: int,
     ) -> list[Job]:
-        """Jobs that need a worker: `pending` untouched since the first time,
-        or `processing` whose lease ran out before the second."""
+        """Jobs that need a worker: `pending` ones last dispatched before
+        `pending_idle_before[k]`, k being how often they were sent again (the last
+        time applies to every count from there on), or `processing` ones whose
+        lease ran out before `lease_expired_before`."""
 
 
 class Outbox(Protocol):
@@ -75,6 +80,9 @@ class Outbox(Protocol):
         locked against other relays where the store can."""
 
     async def mark_sent(self, event_ids: Sequence[UUID], now: datetime) -> None: ...
+
+    async def delete_sent_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` rows sent before `cutoff`, oldest first; return how many."""
 
     async def backlog(self) -> int:
         """How many rows are unsent."""

@@ -110,6 +110,10 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    # When a worker was last asked to run the job; how often recovery sent it again
+    # since it last became pending (so recovery can back off).
+    dispatched_at: datetime | None = None
+    redispatches: int = 0
     version: int = 0
 
     @classmethod
@@ -135,6 +139,7 @@ class Job:
             callback_url=callback_url,
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
+            dispatched_at=now,
         )
 
     # -- derived -------------------------------------------------------------
@@ -212,6 +217,7 @@ class Job:
         self._move(JobStatus.PENDING, now, allowed_from={JobStatus.PROCESSING})
         self.step = None
         self.lease_expires_at = None
+        self._dispatched(now)
 
     def retry(self, now: datetime) -> None:
         """An explicit retry of a failed or cancelled job; finished steps are kept."""
@@ -219,11 +225,14 @@ class Job:
         self.error = None
         self.finished_at = None
         self.deliveries = 0
+        self._dispatched(now)
 
     def note_redispatch(self, now: datetime) -> None:
         """A pending job was dispatched again (its message may have been lost)."""
         self._require(JobStatus.PENDING, "redispatch")
         self.updated_at = now
+        self.dispatched_at = now
+        self.redispatches += 1
 
     # -- helpers -------------------------------------------------------------
 
@@ -241,6 +250,11 @@ class Job:
             raise IllegalTransition(f"a {source} job cannot become {target}")
         self.status = target
         self.updated_at = now
+
+    def _dispatched(self, now: datetime) -> None:
+        """The job became pending and is sent to a worker now: backing off starts over."""
+        self.dispatched_at = now
+        self.redispatches = 0
 
     def _finish(self, now: datetime) -> None:
         self.step = None

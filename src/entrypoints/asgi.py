@@ -65,6 +65,7 @@ def _lifespan(
             periodic += [
                 (settings.recovery_interval_s, container.recover_stuck_jobs().execute, "recover"),
                 (PURGE_INTERVAL_S, container.purge_expired_jobs().execute, "purge"),
+                (PURGE_INTERVAL_S, container.prune_outbox().execute, "prune-outbox"),
             ]
         chores = [asyncio.create_task(every(*chore)) for chore in periodic]
         try:

@@ -256,6 +256,9 @@ class WorkerRuntime:
             ),
             # Erasing the same old jobs twice is harmless: a delete finds them gone.
             asyncio.create_task(every(PURGE_INTERVAL_S, purge.execute, "purge")),
+            asyncio.create_task(
+                every(PURGE_INTERVAL_S, self.container.prune_outbox().execute, "prune-outbox")
+            ),
         ]
 
     async def _close(self) -> None:

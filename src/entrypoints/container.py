@@ -33,6 +33,7 @@ from application.use_cases.delete_job import DeleteJob
 from application.use_cases.get_job import GetJob
 from application.use_cases.list_jobs import ListJobs
 from application.use_cases.process_job import ProcessJob, ProcessSettings
+from application.use_cases.prune_outbox import PruneOutbox
 from application.use_cases.purge_expired_jobs import PurgeExpiredJobs
 from application.use_cases.recover_stuck_jobs import RecoverStuckJobs, RecoverySettings
 from application.use_cases.relay_outbox import RelayOutbox
@@ -127,8 +128,13 @@ class Container(containers.DeclarativeContainer):
         relay_outbox,
         clock,
         providers.Singleton(
-            RecoverySettings, pending_redispatch_s=settings.provided.job_pending_redispatch_s
+            RecoverySettings,
+            pending_redispatch_s=settings.provided.job_pending_redispatch_s,
+            pending_redispatch_max_s=settings.provided.job_pending_redispatch_max_s,
         ),
+    )
+    prune_outbox = providers.Singleton(
+        PruneOutbox, uow_factory, clock, settings.provided.outbox_retention_s
     )
 
     submit_job = providers.Singleton(

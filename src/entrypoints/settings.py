@@ -37,6 +37,8 @@ class Settings:
     worker_concurrency: int = 200
     job_lease_s: float = 60.0
     job_pending_redispatch_s: float = 120.0
+    job_pending_redispatch_max_s: float = 1800.0
+    outbox_retention_s: float = 86400.0
     max_deliveries: int = 5
     shutdown_grace_s: float = 30.0
     auth_disabled: bool = False
@@ -173,6 +175,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "WORKER_CONCURRENCY": ("worker_concurrency", *_INT),
     "JOB_LEASE_S": ("job_lease_s", *_FLOAT),
     "JOB_PENDING_REDISPATCH_S": ("job_pending_redispatch_s", *_FLOAT),
+    "JOB_PENDING_REDISPATCH_MAX_S": ("job_pending_redispatch_max_s", *_FLOAT),
+    "OUTBOX_RETENTION_S": ("outbox_retention_s", *_FLOAT),
     "MAX_DELIVERIES": ("max_deliveries", *_INT),
     "SHUTDOWN_GRACE_S": ("shutdown_grace_s", *_FLOAT),
     "AUTH_DISABLED": ("auth_disabled", *_BOOL),

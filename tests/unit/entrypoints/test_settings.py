@@ -108,3 +108,10 @@ def test_failed_authentications_are_limited_by_default() -> None:
     assert load_settings({name: "0"}).rate_limit_auth_failures_per_min is None  # off
     with pytest.raises(SettingsError, match=rf"^{name}"):
         load_settings({name: "-1"})
+
+
+def test_redispatch_backoff_and_outbox_retention() -> None:
+    defaults = load_settings({})
+    assert (defaults.job_pending_redispatch_max_s, defaults.outbox_retention_s) == (1800, 86400)
+    settings = load_settings({"JOB_PENDING_REDISPATCH_MAX_S": "600", "OUTBOX_RETENTION_S": "60"})
+    assert (settings.job_pending_redispatch_max_s, settings.outbox_retention_s) == (600, 60)
