@@ -88,7 +88,7 @@ class RecoverStuckJobs:
         resumed = 0
         while True:
             async with self._uow_factory() as uow:
-                # Touched jobs get updated_at = now, so the next batch skips them.
+                # Touched jobs get dispatched_at = now, so the next batch skips them.
                 jobs = await uow.jobs.find_unfinished([now], far_future, self._settings.batch)
                 for job in jobs:
                     if job.status is JobStatus.PROCESSING:
