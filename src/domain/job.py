@@ -110,6 +110,10 @@ class Job:
     started_at: datetime | None = None
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
+    # When a worker was last asked to run the job; how often recovery sent it again
+    # since it last became pending (so recovery can back off).
+    dispatched_at: datetime | None = None
+    redispatches: int = 0
     version: int = 0
     # How its callback went (read with the job for display; written by its own store).
     callback: CallbackDelivery | None = None
@@ -138,6 +142,7 @@ class Job:
             callback_url=callback_url,
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
+            dispatched_at=now,
         )
         job.events.append(StatusChanged(event_id, None, PENDING, now))
         return job
@@ -237,6 +242,7 @@ class Job:
         self._move("requeue", now)
         self.step = None
         self.lease_expires_at = None
+        self._dispatched(now)
 
     def retry(self, now: datetime, max_retries: int | None = None) -> None:
         """An explicit retry of a failed or cancelled job; finished steps are kept.
@@ -252,10 +258,13 @@ class Job:
         self.error = None
         self.finished_at = None
         self.deliveries = 0
+        self._dispatched(now)
 
     def note_redispatch(self, now: datetime) -> None:
         """A pending job was dispatched again (its message may have been lost)."""
         self._move("note_redispatch", now)
+        self.dispatched_at = now
+        self.redispatches += 1
 
     def recover(self, now: datetime) -> None:
         """A stuck job gets a worker again: a processing one (its lease ran out, or
@@ -289,6 +298,11 @@ class Job:
         if target is not None:
             self.events.append(StatusChanged(self.event_id, self.status, target, now))
             self.status = target
+
+    def _dispatched(self, now: datetime) -> None:
+        """The job became pending and is sent to a worker now: backing off starts over."""
+        self.dispatched_at = now
+        self.redispatches = 0
 
     def _finish(self, now: datetime) -> None:
         self.step = None

@@ -17,7 +17,7 @@ from adapters.http.jobs import JobUseCases
 from adapters.http.limits import RateLimits
 from adapters.observability.logging import configure_logging
 from adapters.persistence.engine import masked_url
-from adapters.persistence.health import database_ready
+from adapters.persistence.health import DatabaseProbe
 from adapters.persistence.migrate import upgrade
 from adapters.queue.health import broker_ready
 from application.errors import StorageUnavailable
@@ -72,7 +72,7 @@ def _readiness_checks(
     container: Container, settings: Settings
 ) -> dict[str, Callable[[], Awaitable[bool]]]:
     engine = container.engine()
-    checks: dict[str, Callable[[], Awaitable[bool]]] = {"database": lambda: database_ready(engine)}
+    checks: dict[str, Callable[[], Awaitable[bool]]] = {"database": DatabaseProbe(engine)}
     broker_url = settings.celery_broker_url
     if broker_url is not None:
         checks["broker"] = lambda: broker_ready(broker_url)
@@ -109,6 +109,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
             container.rate_limiter(),
             settings.rate_limit_submit_per_min,
             settings.rate_limit_read_per_min,
+            settings.rate_limit_auth_failures_per_min,
         ),
         readiness_checks=_readiness_checks(container, settings),
         metrics_exposition=exposition,
@@ -116,6 +117,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         observe_request=metrics.http_request,
         callbacks_allow_http=settings.callbacks_allow_http,
         callbacks_enabled=bool(settings.signing_secrets),
+        request_timeout_s=settings.request_timeout_s,
     )
     app.state.container = container
     return app

@@ -32,6 +32,7 @@ class ChoreName(StrEnum):
     RECOVER = "recover"  # stuck processing jobs and forgotten pending ones
     PURGE = "purge"  # the retention period
     DELIVER = "deliver"  # callbacks that are due
+    PRUNE = "prune"  # sent outbox rows past OUTBOX_RETENTION_S
 
 
 JOB_HOST_CHORES = frozenset(ChoreName)
@@ -54,12 +55,14 @@ class ChoreWork:
         recover: Callable[[], Awaitable[object]],
         purge: Callable[[], Awaitable[object]],
         deliver: Callable[[], Awaitable[object]],
+        prune: Callable[[], Awaitable[object]],
     ) -> None:
         self.by_name = {
             ChoreName.RELAY: relay,
             ChoreName.RECOVER: recover,
             ChoreName.PURGE: purge,
             ChoreName.DELIVER: deliver,
+            ChoreName.PRUNE: prune,
         }
 
 
@@ -71,6 +74,7 @@ def declare_chores(settings: Settings, work: ChoreWork) -> list[Chore]:
         ChoreName.RECOVER: settings.recovery_interval_s,
         ChoreName.PURGE: settings.purge_interval_s,
         ChoreName.DELIVER: settings.callback_interval_s,
+        ChoreName.PRUNE: settings.purge_interval_s,  # hourly, with the purge
     }
     return [Chore(name, intervals[name], work.by_name[name]) for name in ChoreName]
 

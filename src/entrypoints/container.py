@@ -48,6 +48,7 @@ from application.use_cases.deliver_callbacks import CallbackSettings, DeliverCal
 from application.use_cases.get_job import GetJob
 from application.use_cases.list_jobs import ListJobs
 from application.use_cases.process_job import ProcessJob, ProcessSettings
+from application.use_cases.prune_outbox import PruneOutbox
 from application.use_cases.purge_expired_jobs import PurgeExpiredJobs
 from application.use_cases.recover_stuck_jobs import RecoverStuckJobs, RecoverySettings
 from application.use_cases.redeliver_callback import RedeliverCallback
@@ -80,6 +81,8 @@ def _engine(resources: Resources, settings: Settings) -> AsyncEngine:
         settings.database_url,
         pool_size=settings.db_pool_size,
         pool_timeout_s=settings.db_pool_timeout_s,
+        statement_timeout_s=settings.db_statement_timeout_s,
+        lock_timeout_s=settings.db_lock_timeout_s,
     )
     return resources.opened("database engine", engine, engine.dispose)
 
@@ -241,11 +244,16 @@ class Container(containers.DeclarativeContainer):
         relay_outbox,
         clock,
         providers.Singleton(
-            RecoverySettings, pending_redispatch_s=settings.provided.job_pending_redispatch_s
+            RecoverySettings,
+            pending_redispatch_s=settings.provided.job_pending_redispatch_s,
+            pending_redispatch_max_s=settings.provided.job_pending_redispatch_max_s,
         ),
     )
     purge_expired_jobs = providers.Singleton(
         PurgeExpiredJobs, uow_factory, clock, settings.provided.job_retention_days
+    )
+    prune_outbox = providers.Singleton(
+        PruneOutbox, uow_factory, clock, settings.provided.outbox_retention_s
     )
     deliver_callbacks = providers.Singleton(
         DeliverCallbacks,
@@ -270,6 +278,7 @@ class Container(containers.DeclarativeContainer):
             recover=recover_stuck_jobs.provided.execute,
             purge=purge_expired_jobs.provided.execute,
             deliver=deliver_callbacks.provided.execute,
+            prune=prune_outbox.provided.execute,
         ),
     )
 

@@ -43,6 +43,8 @@ class Settings:
     worker_concurrency: int = 200
     job_lease_s: float = 60.0
     job_pending_redispatch_s: float = 120.0
+    job_pending_redispatch_max_s: float = 1800.0
+    outbox_retention_s: float = 86400.0
     max_deliveries: int = 5
     shutdown_grace_s: float = 30.0
     auth_disabled: bool = False
@@ -50,6 +52,7 @@ class Settings:
     rate_limit_read_per_min: int | None = None
     max_inflight_per_owner: int | None = None
     max_retries_per_job: int = 5
+    rate_limit_auth_failures_per_min: int | None = 60
     job_retention_days: int | None = None
     webhook_signing_secret: str | None = field(default=None, repr=False)
     callbacks_allow_http: bool = False
@@ -62,6 +65,9 @@ class Settings:
     log_level: str = "INFO"
     db_pool_size: int = 10
     db_pool_timeout_s: float = 5.0
+    db_statement_timeout_s: float = 30.0
+    db_lock_timeout_s: float = 5.0
+    request_timeout_s: float = 8.0
     api_key_cache_s: float = 10.0
     worker_metrics_port: int | None = None
     trusted_proxies: str = "127.0.0.1"
@@ -123,6 +129,13 @@ def _non_negative_float(raw: str) -> float:
     if not value >= 0:
         raise ValueError
     return value
+
+
+def _limit_or_off(raw: str) -> int | None:
+    value = int(raw)
+    if value < 0:
+        raise ValueError
+    return value or None
 
 
 def _bool(raw: str) -> bool:
@@ -205,6 +218,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "WORKER_CONCURRENCY": ("worker_concurrency", *_INT),
     "JOB_LEASE_S": ("job_lease_s", *_FLOAT),
     "JOB_PENDING_REDISPATCH_S": ("job_pending_redispatch_s", *_FLOAT),
+    "JOB_PENDING_REDISPATCH_MAX_S": ("job_pending_redispatch_max_s", *_FLOAT),
+    "OUTBOX_RETENTION_S": ("outbox_retention_s", *_FLOAT),
     "MAX_DELIVERIES": ("max_deliveries", *_INT),
     "SHUTDOWN_GRACE_S": ("shutdown_grace_s", *_FLOAT),
     "AUTH_DISABLED": ("auth_disabled", *_BOOL),
@@ -212,6 +227,11 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "RATE_LIMIT_READ_PER_MIN": ("rate_limit_read_per_min", *_INT),
     "MAX_INFLIGHT_PER_OWNER": ("max_inflight_per_owner", *_INT),
     "MAX_RETRIES_PER_JOB": ("max_retries_per_job", *_INT),
+    "RATE_LIMIT_AUTH_FAILURES_PER_MIN": (
+        "rate_limit_auth_failures_per_min",
+        _limit_or_off,
+        "a positive integer, or 0 for no limit",
+    ),
     "JOB_RETENTION_DAYS": ("job_retention_days", *_INT),
     "WEBHOOK_SIGNING_SECRET": (
         "webhook_signing_secret",
@@ -232,6 +252,17 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     ),
     "DB_POOL_SIZE": ("db_pool_size", *_INT),
     "DB_POOL_TIMEOUT_S": ("db_pool_timeout_s", *_FLOAT),
+    "DB_STATEMENT_TIMEOUT_S": (
+        "db_statement_timeout_s",
+        _non_negative_float,
+        "a number of seconds, 0 or more (0: none)",
+    ),
+    "DB_LOCK_TIMEOUT_S": (
+        "db_lock_timeout_s",
+        _non_negative_float,
+        "a number of seconds, 0 or more (0: none)",
+    ),
+    "REQUEST_TIMEOUT_S": ("request_timeout_s", *_FLOAT),
     "WORKER_METRICS_PORT": ("worker_metrics_port", *_INT),
     "API_KEY_CACHE_S": ("api_key_cache_s", _non_negative_float, "a number of seconds, 0 or more"),
     "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),

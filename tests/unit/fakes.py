@@ -158,13 +158,20 @@ class InMemoryJobRepository:
         return len(doomed)
 
     async def find_unfinished(
-        self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
+        self,
+        pending_idle_before: Sequence[datetime],
+        lease_expired_before: datetime,
+        limit: int,
     ) -> list[Job]:
+        def idle(job: Job) -> bool:
+            cutoff = pending_idle_before[min(job.redispatches, len(pending_idle_before) - 1)]
+            return job.dispatched_at is not None and job.dispatched_at < cutoff
+
         found = sorted(
             (
                 j.copy()
                 for j in self._unit.visible_jobs()
-                if (j.status is JobStatus.PENDING and j.updated_at < pending_idle_before)
+                if (j.status is JobStatus.PENDING and idle(j))
                 or (
                     j.status is JobStatus.PROCESSING
                     and j.lease_expires_at is not None
@@ -245,6 +252,10 @@ class InMemoryCallbackStore:
     async def get(self, event_id: UUID) -> CallbackDelivery | None:
         delivery = self._unit.visible_callback(event_id)
         return delivery.copy() if delivery is not None else None
+
+    async def delete_sent_before(self, cutoff: datetime, limit: int) -> int:
+        # The fake keeps no times (see take_unsent): it prunes nothing.
+        return 0
 
 
 class FakeUnitOfWork:

@@ -21,6 +21,7 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 
 from adapters.http.auth import Authenticator, auth_guard, owner_provider
 from adapters.http.console import console_router
+from adapters.http.deadline import deadline_middleware
 from adapters.http.docs import docs_router
 from adapters.http.health import MetricsExposition, ReadinessCheck, live, metrics, ready
 from adapters.http.jobs import JobController, JobUseCases, job_dependencies
@@ -179,13 +180,17 @@ def create_http_app(
     version: str = "1.0.0",
     callbacks_allow_http: bool = False,
     callbacks_enabled: bool = True,
+    request_timeout_s: float | None = None,
 ) -> Litestar:
-    """Build the HTTP app; the /jobs routes get their use cases from `use_cases`."""
+    """Build the HTTP app; the /jobs routes get their use cases from `use_cases`.
+    With `request_timeout_s`, a request whose work takes longer answers 503 (deadline.py)."""
     allowed_methods: dict[str, str] = {}
     middleware = [_http_only(_request_id), _http_only(_rate_limit_headers)]
     middleware.append(_allow_header(allowed_methods))
     if observe_request is not None:
         middleware.append(_observed(observe_request))
+    if request_timeout_s:
+        middleware.append(deadline_middleware(request_timeout_s))
     app = Litestar(
         route_handlers=[
             Router(

@@ -12,7 +12,13 @@ from litestar.exceptions import NotAuthorizedException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.types import Guard
 
-from adapters.http.limits import RateLimits, enforce
+from adapters.http.limits import (
+    RateLimits,
+    client_address,
+    count_failed_authentication,
+    enforce,
+    refuse_blocked_address,
+)
 
 # token -> owner, or None when the key is unknown, wrong or revoked
 Authenticator = Callable[[str], Awaitable[str | None]]
@@ -52,14 +58,22 @@ async def _owner_of(
 def auth_guard(authenticate: Authenticator | None, rate_limits: RateLimits | None = None) -> Guard:
     """Checks the key, then the caller's rate limits, before the handler's
     arguments (the body above all) are parsed: a caller without a valid key
-    gets 401, never a 400/422 about its body."""
+    gets 401, never a 400/422 about its body. Failed authentications are
+    counted per client address; past their budget the address gets 429 for
+    the rest of the minute, before any key is looked up."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        await _owner_of(connection, authenticate)
+        if authenticate is not None:
+            await refuse_blocked_address(rate_limits, connection)
+        try:
+            await _owner_of(connection, authenticate)
+        except NotAuthorizedException:
+            await count_failed_authentication(rate_limits, connection)
+            raise
         if rate_limits is not None and rate_limits.enabled:
             token = presented_key(connection) if authenticate is not None else None
-            client = connection.client.host if connection.client else "unknown"
-            await enforce(rate_limits, connection, f"key:{token}" if token else f"addr:{client}")
+            caller = f"key:{token}" if token else f"addr:{client_address(connection)}"
+            await enforce(rate_limits, connection, caller)
 
     return guard
 

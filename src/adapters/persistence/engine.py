@@ -15,6 +15,19 @@ _SQLITE_NAMES = frozenset({"sqlite", "sqlite+pysqlite", "sqlite+aiosqlite"})
 CONNECT_TIMEOUT_S = 5
 POOL_TIMEOUT_S = 5.0
 SQLITE_BUSY_TIMEOUT_MS = 5000
+STATEMENT_TIMEOUT_S = 30.0
+LOCK_TIMEOUT_S = 5.0
+# libpq's TCP settings: an idle connection to a host that vanished is found dead
+# after ~25 s of keepalive probes, and a connection whose sent data stays
+# unacknowledged for 10 s (a partition) is dropped by the kernel rather than waited
+# on for the ~15 minutes of default retransmissions.
+TCP_SETTINGS = {
+    "keepalives": 1,
+    "keepalives_idle": 10,
+    "keepalives_interval": 5,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 10_000,  # milliseconds
+}
 
 
 def _parse(url: str) -> URL:
@@ -58,14 +71,26 @@ def masked_url(url: str) -> str:
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, pool_timeout_s: float = POOL_TIMEOUT_S, echo: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
+    statement_timeout_s: float = STATEMENT_TIMEOUT_S,
+    lock_timeout_s: float = LOCK_TIMEOUT_S,
+    echo: bool = False,
 ) -> AsyncEngine:
     """An async engine for `url` (see `async_url`), tuned for its dialect.
 
     Bound parameters (job text, key hashes) never appear in error messages or logs.
-    PostgreSQL: pre-ping, and short connect / pool timeouts so that a database
-    that is down fails a request within seconds. SQLite: WAL, a busy timeout,
-    foreign keys, and `BEGIN IMMEDIATE` transactions (see `_tune_sqlite`).
+    PostgreSQL: pre-ping, short connect / pool timeouts so that a database that
+    is down fails a request within seconds, TCP keepalives and a TCP user
+    timeout so that a vanished server is noticed, and `statement_timeout` /
+    `lock_timeout` on every session (0 leaves either off) so that a statement
+    stuck on a lock or a runaway query ends with an error instead of holding its
+    caller. None of these helps against a server that is stuck but still
+    acknowledges packets: the HTTP adapter's request deadline covers that.
+    SQLite: WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE`
+    transactions (see `_tune_sqlite`).
     """
     parsed = make_url(async_url(url))
     if _is_sqlite(parsed):
@@ -77,8 +102,26 @@ def make_engine(
         pool_size=pool_size,
         pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
-        connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
+        connect_args=postgres_connect_args(parsed, statement_timeout_s, lock_timeout_s),
     )
+
+
+def postgres_connect_args(
+    url: URL, statement_timeout_s: float, lock_timeout_s: float
+) -> dict[str, Any]:
+    """libpq connection parameters: timeouts, keepalives, and the session's time limits
+    as startup `options` (added to any `options` the URL carries; no extra round trip)."""
+    session = (
+        f"-c statement_timeout={round(statement_timeout_s * 1000)} "
+        f"-c lock_timeout={round(lock_timeout_s * 1000)}"
+    )
+    given = url.query.get("options")
+    given = given[-1] if isinstance(given, tuple) else given
+    return {
+        "connect_timeout": CONNECT_TIMEOUT_S,
+        **TCP_SETTINGS,
+        "options": f"{given} {session}" if given else session,
+    }
 
 
 def _sqlite_engine(url: URL, *, pool_size: int, pool_timeout_s: float, echo: bool) -> AsyncEngine:

@@ -86,6 +86,8 @@ def job_to_row(job: Job) -> dict[str, Any]:
         "started_at": job.started_at,
         "finished_at": job.finished_at,
         "lease_expires_at": job.lease_expires_at,
+        "dispatched_at": job.dispatched_at,
+        "redispatches": job.redispatches,
         "version": job.version,
     }
 
@@ -156,6 +158,8 @@ def row_to_job(row: RowMapping) -> Job:
         started_at=row["started_at"],
         finished_at=row["finished_at"],
         lease_expires_at=row["lease_expires_at"],
+        dispatched_at=row["dispatched_at"],
+        redispatches=row["redispatches"],
         version=row["version"],
         callback=(row_to_delivery(row, "cb_") if row.get("cb_webhook_id") is not None else None),
     )
@@ -332,16 +336,24 @@ class SqlJobSweeps(_OnConnection):
 
     @translate_errors
     async def find_unfinished(
-        self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
+        self,
+        pending_idle_before: Sequence[datetime],
+        lease_expired_before: datetime,
+        limit: int,
     ) -> list[Job]:
+        last = len(pending_idle_before) - 1
+        idle = [
+            and_(
+                jobs.c.redispatches == k if k < last else jobs.c.redispatches >= k,
+                jobs.c.dispatched_at < cutoff,
+            )
+            for k, cutoff in enumerate(pending_idle_before)
+        ]
         query = (
             select(jobs)
             .where(
                 or_(
-                    and_(
-                        jobs.c.status == JobStatus.PENDING.value,
-                        jobs.c.updated_at < pending_idle_before,
-                    ),
+                    and_(jobs.c.status == JobStatus.PENDING.value, or_(*idle)),
                     and_(
                         jobs.c.status == JobStatus.PROCESSING.value,
                         jobs.c.lease_expires_at < lease_expired_before,
@@ -417,6 +429,19 @@ class SqlOutbox:
         await self._conn.execute(
             update(outbox).where(or_(*conditions), outbox.c.sent_at.is_(None)).values(sent_at=now)
         )
+
+    @translate_errors
+    async def delete_sent_before(self, cutoff: datetime, limit: int) -> int:
+        # Oldest first by id: sent rows are old rows, so the primary key finds them.
+        doomed = (
+            select(outbox.c.id)
+            .where(outbox.c.sent_at < cutoff)
+            .order_by(outbox.c.id)
+            .limit(limit)
+            .scalar_subquery()
+        )
+        result = await self._conn.execute(delete(outbox).where(outbox.c.id.in_(doomed)))
+        return int(result.rowcount)
 
     @translate_errors
     async def backlog(self) -> int:

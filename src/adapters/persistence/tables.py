@@ -89,6 +89,10 @@ jobs = Table(
     Column("started_at", UtcDateTime(), nullable=True),
     Column("finished_at", UtcDateTime(), nullable=True),
     Column("lease_expires_at", UtcDateTime(), nullable=True),
+    # When a worker was last asked to run the job, and how many times recovery has
+    # sent a pending job again since it became pending (recovery backs off).
+    Column("dispatched_at", UtcDateTime(), nullable=True),
+    Column("redispatches", Integer(), nullable=False, server_default="0"),
     Column("version", Integer(), nullable=False),
     # NULL keys are distinct on both dialects: jobs without a key never clash.
     UniqueConstraint("owner", "idempotency_key", name=IDEMPOTENCY_CONSTRAINT),
@@ -99,8 +103,8 @@ jobs = Table(
 # descending order as well as DESC ones would, and stay plain columns for
 # autogenerate's comparison.
 Index("ix_jobs_owner_created_at_event_id", jobs.c.owner, jobs.c.created_at, jobs.c.event_id)
-# Recovery sweep: pending jobs idle since a time, processing jobs by lease.
-Index("ix_jobs_status_updated_at", jobs.c.status, jobs.c.updated_at)
+# Recovery sweep: pending jobs by their last dispatch, processing jobs by lease.
+Index("ix_jobs_status_dispatched_at", jobs.c.status, jobs.c.dispatched_at)
 
 api_keys = Table(
     "api_keys",

@@ -29,3 +29,12 @@ class MemoryRateLimiter:
         self._windows[key] = (window, hits)
         reset = (window + 1) * window_s - now
         return RateDecision(hits <= limit, limit, max(limit - hits, 0), reset)
+
+    async def peek(self, key: str, limit: int, window_s: int) -> RateDecision:
+        """Whether one more hit would be allowed, without counting one."""
+        now = self._clock()
+        window = math.floor(now / window_s)
+        current, hits = self._windows.get(key, (window, 0))
+        hits = hits if current == window else 0
+        reset = (window + 1) * window_s - now
+        return RateDecision(hits < limit, limit, max(limit - hits, 0), reset)

@@ -37,5 +37,17 @@ class RedisRateLimiter:
             return RateDecision(True, limit, limit, reset)
         return RateDecision(int(hits) <= limit, limit, max(limit - int(hits), 0), reset)
 
+    async def peek(self, key: str, limit: int, window_s: int) -> RateDecision:
+        """Whether one more hit would be allowed, without counting one (fails open too)."""
+        now = time.time()
+        window = math.floor(now / window_s)
+        reset = (window + 1) * window_s - now
+        try:
+            hits = int(await self._redis.get(f"{self._prefix}:{key}:{window}") or 0)
+        except (RedisError, OSError):
+            log.warning("rate limiter unavailable; request allowed")
+            return RateDecision(True, limit, limit, reset)
+        return RateDecision(hits < limit, limit, max(limit - hits, 0), reset)
+
     async def aclose(self) -> None:
         await self._redis.aclose()

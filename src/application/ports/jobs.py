@@ -71,10 +71,15 @@ class JobSweeps(Protocol):
     """Batch work of the periodic chores (recovery, retention)."""
 
     async def find_unfinished(
-        self, pending_idle_before: datetime, lease_expired_before: datetime, limit: int
+        self,
+        pending_idle_before: Sequence[datetime],
+        lease_expired_before: datetime,
+        limit: int,
     ) -> list[Job]:
-        """Jobs that need a worker: `pending` untouched since the first time,
-        or `processing` whose lease ran out before the second."""
+        """Jobs that need a worker: `pending` ones last dispatched before
+        `pending_idle_before[k]`, k being how often they were sent again (the last
+        time applies to every count from there on), or `processing` ones whose
+        lease ran out before `lease_expired_before`."""
 
     async def delete_created_before(self, cutoff: datetime, limit: int) -> int:
         """Erase up to `limit` jobs created before `cutoff`; return how many."""

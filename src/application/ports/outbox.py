@@ -21,3 +21,6 @@ class Outbox(Protocol):
 
     async def backlog(self) -> int:
         """How many rows are unsent."""
+
+    async def delete_sent_before(self, cutoff: datetime, limit: int) -> int:
+        """Delete up to `limit` rows sent before `cutoff`, oldest first; return how many."""

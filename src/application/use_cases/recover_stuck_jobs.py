@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from application.errors import ConcurrencyConflict
 from application.ports import Clock, UnitOfWorkFactory
@@ -16,14 +16,26 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class RecoverySettings:
     pending_redispatch_s: float = 120.0
+    pending_redispatch_max_s: float = 1800.0
     batch: int = 500
+
+    def idle_before(self, now: datetime) -> list[datetime]:
+        """For a pending job sent again k times, the time its last dispatch must be older
+        than: `pending_redispatch_s` doubled k times, capped (the last entry covers every
+        count from there on)."""
+        waits = [self.pending_redispatch_s]
+        while waits[-1] < self.pending_redispatch_max_s:
+            waits.append(min(waits[-1] * 2, self.pending_redispatch_max_s))
+        return [now - timedelta(seconds=wait) for wait in waits]
 
 
 class RecoverStuckJobs:
     """Rules:
     - a processing job whose lease ran out goes back to pending and is dispatched again;
-    - a pending job untouched for `pending_redispatch_s` is dispatched again
-      (its message was lost, e.g. the broker restarted without persistence);
+    - a pending job unclaimed `pending_redispatch_s` after its last dispatch is
+      dispatched again (its message was lost, e.g. the broker restarted without
+      persistence), and each time it is, the wait doubles, up to
+      `pending_redispatch_max_s`: a long backlog is not sent again every round;
     - each change goes through the outbox, and a job changed meanwhile by
       someone else is left alone; running it twice at once is harmless.
     """
@@ -42,7 +54,7 @@ class RecoverStuckJobs:
 
     async def execute(self) -> int:
         now = self._clock.now()
-        idle_before = now - timedelta(seconds=self._settings.pending_redispatch_s)
+        idle_before = self._settings.idle_before(now)
         async with self._uow_factory() as uow:
             jobs = await uow.sweeps.find_unfinished(idle_before, now, self._settings.batch)
         recovered = 0
@@ -72,8 +84,8 @@ class RecoverStuckJobs:
         resumed = 0
         while True:
             async with self._uow_factory() as uow:
-                # Touched jobs get updated_at = now, so the next batch skips them.
-                jobs = await uow.sweeps.find_unfinished(now, far_future, self._settings.batch)
+                # Touched jobs get dispatched_at = now, so the next batch skips them.
+                jobs = await uow.sweeps.find_unfinished([now], far_future, self._settings.batch)
                 for job in jobs:
                     job.recover(now)
                     await uow.jobs.save(job)

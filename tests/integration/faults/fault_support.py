@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -35,6 +36,7 @@ class PrivatePostgres:
         self.port = free_port()
         self.admin_url = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         self._as_postgres: list[str] = []
+        self._frozen: list[int] = []
         if os.geteuid() == 0:
             shutil.chown(self.root, user="postgres", group="postgres")
             self._as_postgres = ["runuser", "-u", "postgres", "--"]
@@ -57,6 +59,7 @@ class PrivatePostgres:
         return (self.data / "postmaster.pid").exists()
 
     def start(self) -> None:
+        self.thaw()
         if self.running():
             return
         options = (
@@ -82,6 +85,32 @@ class PrivatePostgres:
         if self.running():
             self._run(str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop")
 
+    def pids(self) -> list[int]:
+        """The postmaster and every process it started (backends, checkpointer, ...)."""
+        postmaster = int((self.data / "postmaster.pid").read_text().split()[0])
+        children = []
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            with contextlib.suppress(OSError, ValueError, IndexError):
+                # "pid (comm) state ppid ...": comm may hold spaces, so split after ")".
+                if int(stat.read_text().rpartition(")")[2].split()[1]) == postmaster:
+                    children.append(int(stat.parent.name))
+        return [postmaster, *children]
+
+    def freeze(self) -> None:
+        """SIGSTOP every process of the server: connections stay open and accepted by the
+        kernel, but nothing answers (a stuck server, as seen by its clients)."""
+        self._frozen = self.pids()
+        for pid in self._frozen:  # the postmaster first: it forks no new backend
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what `freeze` stopped (a no-op when nothing is frozen)."""
+        frozen, self._frozen = self._frozen, []
+        for pid in reversed(frozen):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def log(self) -> str:
         with contextlib.suppress(OSError):
             return self.log_path.read_text(errors="replace")
@@ -94,6 +123,7 @@ class PrivatePostgres:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
     def close(self) -> None:
+        self.thaw()
         with contextlib.suppress(Exception):
             self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)

@@ -6,7 +6,8 @@ run on the test client's own event loop, in a background thread (Litestar's
 app's engine or the fake LLM's gates therefore runs on that loop too:
 `in_app(client, fn, *args)` does it.
 
-- `settings`   a SQLite file in tmp_path, short grace.
+- `database`   a SQLite file in tmp_path; PostgreSQL with the parameter "postgresql".
+- `settings`   on that database, short grace.
 - `fake_llm`   the `FakeLLM` that the container's `llm` provider is overridden with.
 - `container`  `build_container(settings)` with that override, and `process_job`
                overridden with a `CountedRuns` wrapper of the real one (`runs`), so a
@@ -19,25 +20,76 @@ Helpers (`wait_for`, `assert_problem`, `in_app`, ...) live in http_support.py.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
 from dependency_injector import providers
 from http_support import Client, CountedRuns, bearer, in_app
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from psycopg import sql
 from tests.support.fake_llm import FakeLLM
 
+from adapters.persistence import upgrade
 from entrypoints.asgi import create_app
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The app's DATABASE_URL: a SQLite file, or with the parameter "postgresql" a fresh
+    migrated PostgreSQL database. A module runs on both with
+    `pytestmark = pytest.mark.parametrize("database", DIALECTS, indirect=True)`."""
+    if getattr(request, "param", "sqlite") == "postgresql":
+        url: str = request.getfixturevalue("migrated_pg_url")
+        return url
+    return f"sqlite:///{tmp_path}/t.sqlite3"
+
+
+@pytest.fixture(scope="session")
+def pg_template(pg_admin_url: str) -> Iterator[str]:
+    """A PostgreSQL database migrated once (the server migrates only SQLite by itself);
+    each test gets a copy, far cheaper than migrating anew."""
+    name = f"gi_tmpl_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    try:
+        upgrade(pg_admin_url.rsplit("/", 1)[0] + f"/{name}")
+        yield name
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def migrated_pg_url(pg_admin_url: str, pg_template: str) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database (a copy of `pg_template`), dropped afterwards."""
+    name = f"gi_test_{uuid.uuid4().hex[:16]}"
+    with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+        admin.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(name), sql.Identifier(pg_template)
+            )
+        )
+    try:
+        yield pg_admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(pg_admin_url, autocommit=True) as admin:
+            admin.execute(
+                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+            )
+
+
+@pytest.fixture
+def settings(database: str) -> Settings:
     return Settings(
-        database_url=f"sqlite:///{tmp_path}/t.sqlite3",
+        database_url=database,
         llm_provider="offline",
         log_format="json",
         log_level="WARNING",

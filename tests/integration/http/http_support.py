@@ -18,6 +18,8 @@ T = TypeVar("T")
 Client = AsyncTestClient[Litestar]
 PROBLEM_JSON = "application/problem+json"
 TERMINAL = frozenset({"completed", "failed", "cancelled"})
+# `pytestmark = pytest.mark.parametrize("database", DIALECTS, indirect=True)`: both databases.
+DIALECTS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
 
 
 def in_app(client: Client, fn: Callable[..., Awaitable[T] | T], *args: Any) -> T:

@@ -6,12 +6,15 @@ import dataclasses
 from collections.abc import Iterator
 
 import pytest
-from http_support import Client, assert_problem, in_app
+from http_support import DIALECTS, Client, assert_problem, in_app
 from tests.support.fake_llm import FakeLLM
 
 from adapters.ratelimit.memory import MemoryRateLimiter
 from entrypoints.container import Container
 from entrypoints.settings import Settings
+
+# Every hostile body and every limit, on SQLite and on PostgreSQL.
+pytestmark = pytest.mark.parametrize("database", DIALECTS, indirect=True)
 
 BODY = {"input_text": "Check the airway first."}
 # The limiter's clock stands still halfway through a window, so no test's requests

@@ -92,7 +92,7 @@ def test_the_comparison_notices_a_drift(db_url: str) -> None:
     engine = create_engine(sync_url(db_url))
     try:
         with engine.begin() as conn:
-            conn.exec_driver_sql("DROP INDEX ix_jobs_status_updated_at")
+            conn.exec_driver_sql("DROP INDEX ix_jobs_status_dispatched_at")
     finally:
         engine.dispose()
 

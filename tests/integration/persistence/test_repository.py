@@ -71,7 +71,7 @@ def test_every_job_field_is_mapped() -> None:
         "event_id", "owner", "input_text", "created_at", "updated_at", "status", "step",
         "summary", "checklist", "error", "attempts", "deliveries", "metadata", "usage",
         "callback_url", "idempotency_key", "request_fingerprint", "started_at",
-        "finished_at", "lease_expires_at", "version",
+        "finished_at", "lease_expires_at", "dispatched_at", "redispatches", "version",
     }  # fmt: skip
     not_stored = {"events"}  # recorded at each change, published after commit
     assert {f.name for f in fields(Job)} - not_stored == mapped
@@ -305,16 +305,67 @@ async def test_find_unfinished_returns_idle_pending_and_expired_processing_jobs(
 
     async with uow() as tx:
         found = await tx.sweeps.find_unfinished(
-            pending_idle_before=T0 + timedelta(minutes=5),
+            pending_idle_before=[T0 + timedelta(minutes=5)],
             lease_expired_before=T0 + timedelta(minutes=5),
             limit=10,
         )
         limited = await tx.sweeps.find_unfinished(
-            T0 + timedelta(minutes=5), T0 + timedelta(minutes=5), 1
+            [T0 + timedelta(minutes=5)], T0 + timedelta(minutes=5), 1
         )
 
     assert {j.event_id for j in found} == {idle.event_id, expired.event_id}
     assert len(limited) == 1
+
+
+async def test_find_unfinished_backs_off_by_how_often_a_pending_job_was_sent_again(
+    uow: UnitOfWorkFactory,
+) -> None:
+    """Cut-offs per count of redispatches: a job sent again k times is due only once its
+    last dispatch is older than the k-th cut-off (the last one for every count above)."""
+    fresh = new_job(at=T0)  # dispatched at T0, never sent again
+    once = new_job(at=T0)
+    once.note_redispatch(T0)  # sent again once, at T0
+    often = new_job(at=T0)
+    for _ in range(5):
+        often.note_redispatch(T0)
+    await add_jobs(uow, fresh, once, often)
+    stored = await load(uow, often.event_id)
+    assert stored is not None
+    assert (stored.redispatches, stored.dispatched_at) == (5, T0)
+
+    async def due(*minutes: int) -> set[UUID]:
+        cutoffs = [T0 + timedelta(minutes=m) for m in minutes]
+        async with uow() as tx:
+            jobs = await tx.jobs.find_unfinished(cutoffs, T0, 10)
+        return {job.event_id for job in jobs}
+
+    assert await due(1, 1, 1) == {fresh.event_id, once.event_id, often.event_id}
+    assert await due(1, 0, 0) == {fresh.event_id}
+    assert await due(0, 1, 0) == {once.event_id}
+    assert await due(0, 0, 1) == {often.event_id}  # the last cut-off covers 2 and more
+    assert await due(0) == set()
+
+
+async def test_sent_outbox_rows_are_pruned_after_their_retention(uow: UnitOfWorkFactory) -> None:
+    job = new_job()
+    async with uow() as tx:
+        await tx.jobs.add(job)
+        for minute in range(4):
+            await tx.outbox.add(job.event_id, T0 + timedelta(minutes=minute))
+        await tx.commit()
+    async with uow() as tx:  # three rows sent at T0, one never
+        taken = await tx.outbox.take_unsent(3)
+        await tx.outbox.mark_sent(taken, T0)
+        await tx.commit()
+
+    async with uow() as tx:
+        assert await tx.outbox.delete_sent_before(T0, 10) == 0  # sent at T0, not before
+        assert await tx.outbox.delete_sent_before(T0 + timedelta(seconds=1), 2) == 2
+        assert await tx.outbox.delete_sent_before(T0 + timedelta(seconds=1), 2) == 1
+        assert await tx.outbox.delete_sent_before(T0 + timedelta(days=999), 10) == 0
+        await tx.commit()
+    async with uow() as tx:
+        assert await tx.outbox.backlog() == 1  # the unsent row stays, however old
 
 
 # -- delete -------------------------------------------------------------------------

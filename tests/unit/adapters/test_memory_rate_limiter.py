@@ -31,3 +31,19 @@ async def test_keys_are_counted_apart() -> None:
     assert (await limiter.hit("a", 1, 60)).allowed
     assert not (await limiter.hit("a", 1, 60)).allowed
     assert (await limiter.hit("b", 1, 60)).allowed
+
+
+async def test_peek_tells_whether_one_more_hit_is_allowed_without_counting() -> None:
+    ticker = Ticker()
+    limiter = MemoryRateLimiter(clock=ticker)
+    assert (await limiter.peek("k", 2, 60)).allowed
+    await limiter.hit("k", 2, 60)
+    for _ in range(3):  # peeking counts nothing
+        peeked = await limiter.peek("k", 2, 60)
+        assert (peeked.allowed, peeked.remaining) == (True, 1)
+    await limiter.hit("k", 2, 60)
+    refused = await limiter.peek("k", 2, 60)
+    assert (refused.allowed, refused.remaining) == (False, 0)
+    assert 0 < refused.reset_s <= 60
+    ticker.now += refused.reset_s
+    assert (await limiter.peek("k", 2, 60)).allowed  # a new window

@@ -183,3 +183,65 @@ async def test_a_revoke_in_this_process_empties_the_cache_at_once(
 
     assert await RevokeApiKey(store, clock, cached).execute(issued.record.key_id)
     assert await cached.execute(issued.token) is None
+
+
+def _bogus(n: int) -> str:
+    return f"gi_{n:016x}_{'s' * 43}"
+
+
+async def test_a_flood_of_unknown_ids_never_evicts_a_known_key(clock: FakeClock) -> None:
+    """20,000 well-formed bogus keys (twice the old shared cap) leave the good keys cached."""
+    store = CountingStore(InMemoryApiKeyStore())
+    tokens = [(await CreateApiKey(store, clock).execute(f"owner{n}")).token for n in range(3)]
+    cached = AuthenticateApiKey(store, cache_ttl_s=3600, monotonic=lambda: 100.0)
+    assert [await cached.execute(t) for t in tokens] == ["owner0", "owner1", "owner2"]
+
+    for n in range(20_000):
+        assert await cached.execute(_bogus(n)) is None
+    reads = store.reads
+    assert [await cached.execute(t) for t in tokens] == ["owner0", "owner1", "owner2"]
+    assert store.reads == reads  # still cached: no read
+
+
+async def test_unknown_ids_are_cached_up_to_their_bound(clock: FakeClock) -> None:
+    """A repeated bogus id costs one read while cached; the oldest go first past the bound."""
+    store = CountingStore(InMemoryApiKeyStore())
+    cached = AuthenticateApiKey(store, cache_ttl_s=3600, monotonic=lambda: 100.0, unknown_max=3)
+    for _ in range(5):
+        assert await cached.execute(_bogus(1)) is None
+    assert store.reads == 1
+    for n in (2, 3, 4):  # the fourth pushes id 1 out
+        await cached.execute(_bogus(n))
+    assert store.reads == 4
+    await cached.execute(_bogus(4))
+    assert store.reads == 4  # still cached
+    await cached.execute(_bogus(1))
+    assert store.reads == 5  # evicted, read again
+
+
+async def test_known_keys_have_a_bound_of_their_own(clock: FakeClock) -> None:
+    store = CountingStore(InMemoryApiKeyStore())
+    tokens = [(await CreateApiKey(store, clock).execute(f"o{n}")).token for n in range(3)]
+    cached = AuthenticateApiKey(store, cache_ttl_s=3600, monotonic=lambda: 100.0, known_max=2)
+    for token in tokens:
+        await cached.execute(token)
+    assert store.reads == 3
+    await cached.execute(tokens[2])
+    await cached.execute(tokens[1])
+    assert store.reads == 3
+    await cached.execute(tokens[0])  # the oldest was pushed out by the third
+    assert store.reads == 4
+
+
+async def test_a_refused_id_is_looked_up_again_once_its_entry_expires(
+    clock: FakeClock,
+) -> None:
+    store = CountingStore(InMemoryApiKeyStore())
+    now = [100.0]
+    cached = AuthenticateApiKey(store, cache_ttl_s=10, monotonic=lambda: now[0])
+    issued = await CreateApiKey(InMemoryApiKeyStore(), clock).execute("alice")
+    assert await cached.execute(issued.token) is None  # not in this store yet
+    await store.add(issued.record)
+    assert await cached.execute(issued.token) is None  # the refusal is cached...
+    now[0] += 11
+    assert await cached.execute(issued.token) == "alice"  # ...for the TTL only

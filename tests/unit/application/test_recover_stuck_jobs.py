@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
 import pytest
-from builders import LEASE, Interleaved, Storage, a_job, rival_update, seed, stored
+from builders import LEASE, Interleaved, Storage, a_job, rival_update, seed, stored, update
 from fakes import FakeClock, RecordingDispatcher
 
 from application.use_cases.recover_stuck_jobs import RecoverStuckJobs, RecoverySettings
 from application.use_cases.relay_outbox import RelayOutbox
-from domain import JobStatus
+from domain import Job, JobStatus
 
 EXPIRED, IDLE, FRESH_PENDING, LIVE, DONE = (UUID(int=n) for n in range(1, 6))
 
@@ -148,3 +149,53 @@ async def test_a_job_claimed_between_the_check_and_the_requeue_is_left_alone(
     assert expired.lease_expires_at == clock.now() + LEASE
     assert dispatcher.dispatched == [IDLE]
     assert await uow.outbox_rows() == [(IDLE, True)]
+
+
+def test_the_wait_doubles_up_to_the_cap() -> None:
+    settings = RecoverySettings(pending_redispatch_s=120, pending_redispatch_max_s=1000)
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    waits = [(now - cutoff).total_seconds() for cutoff in settings.idle_before(now)]
+    assert waits == [120, 240, 480, 960, 1000]
+    assert RecoverySettings(60, 60).idle_before(now) == [now - timedelta(seconds=60)]
+
+
+async def test_a_pending_job_nobody_claims_is_sent_again_less_and_less_often(
+    uow: Storage,
+    relay: RelayOutbox,
+    dispatcher: RecordingDispatcher,
+    clock: FakeClock,
+) -> None:
+    """Rounds every 10 s for an hour, a backlog nobody works on: the job is sent again
+    after 120 s, then 240 s, 480 s, 960 s, then every 1,000 s (the cap), not every 120 s."""
+    recover = RecoverStuckJobs(
+        uow, relay, clock, RecoverySettings(pending_redispatch_s=120, pending_redispatch_max_s=1000)
+    )
+    start = clock.now()
+    await seed(uow, a_job(event_id=IDLE, now=start))
+    sent_at: list[float] = []
+    for _ in range(360):
+        clock.advance(10)
+        if await recover.execute():
+            sent_at.append((clock.now() - start).total_seconds())
+    assert sent_at == [130, 380, 870, 1840, 2850]  # each due time, at the next round
+    job = await stored(uow, IDLE)
+    assert job.redispatches == 5
+    assert dispatcher.dispatched == [IDLE] * 5
+
+
+async def test_backing_off_starts_over_when_the_job_is_pending_again(
+    uow: Storage, recover: RecoverStuckJobs, clock: FakeClock
+) -> None:
+    await seed(uow, a_job(event_id=IDLE, now=clock.now()))
+    clock.advance(121)
+    assert await recover.execute() == 1
+    assert (await stored(uow, IDLE)).redispatches == 1
+
+    def taken_and_handed_back(job: Job) -> None:
+        job.start(clock.now(), timedelta(seconds=60))
+        job.requeue(clock.now())
+
+    job = await update(uow, IDLE, taken_and_handed_back)
+    assert (job.redispatches, job.dispatched_at) == (0, clock.now())
+    clock.advance(121)
+    assert await recover.execute() == 1  # 120 s again, not 240 s

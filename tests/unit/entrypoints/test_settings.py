@@ -152,3 +152,34 @@ def test_signing_secrets_must_be_whsec_base64_and_may_be_several() -> None:
     ]
     with pytest.raises(SettingsError, match=r"^WEBHOOK_SIGNING_SECRET"):
         load_settings({"WEBHOOK_SIGNING_SECRET": "not-a-whsec"})
+
+
+def test_time_limits_of_requests_and_sessions() -> None:
+    defaults = load_settings({})
+    assert (defaults.request_timeout_s, defaults.db_statement_timeout_s) == (8.0, 30.0)
+    assert defaults.db_lock_timeout_s == 5.0
+    settings = load_settings(
+        {"REQUEST_TIMEOUT_S": "2.5", "DB_STATEMENT_TIMEOUT_S": "0", "DB_LOCK_TIMEOUT_S": "1"}
+    )
+    assert settings.request_timeout_s == 2.5
+    assert settings.db_statement_timeout_s == 0.0  # off
+    assert settings.db_lock_timeout_s == 1.0
+    for name, value in [("REQUEST_TIMEOUT_S", "0"), ("DB_LOCK_TIMEOUT_S", "-1")]:
+        with pytest.raises(SettingsError, match=f"^{name}"):
+            load_settings({name: value})
+
+
+def test_failed_authentications_are_limited_by_default() -> None:
+    name = "RATE_LIMIT_AUTH_FAILURES_PER_MIN"
+    assert load_settings({}).rate_limit_auth_failures_per_min == 60
+    assert load_settings({name: "5"}).rate_limit_auth_failures_per_min == 5
+    assert load_settings({name: "0"}).rate_limit_auth_failures_per_min is None  # off
+    with pytest.raises(SettingsError, match=rf"^{name}"):
+        load_settings({name: "-1"})
+
+
+def test_redispatch_backoff_and_outbox_retention() -> None:
+    defaults = load_settings({})
+    assert (defaults.job_pending_redispatch_max_s, defaults.outbox_retention_s) == (1800, 86400)
+    settings = load_settings({"JOB_PENDING_REDISPATCH_MAX_S": "600", "OUTBOX_RETENTION_S": "60"})
+    assert (settings.job_pending_redispatch_max_s, settings.outbox_retention_s) == (600, 60)
