@@ -15,7 +15,7 @@ from http_support import Client, assert_problem, bearer
 from tests.support.served import clean_env, make_key, start_serving, stop
 
 from adapters.persistence.api_keys import SqlApiKeyStore
-from application.ports import ApiKey
+from domain import ApiKey
 from entrypoints.container import Container
 from entrypoints.settings import Settings
 
