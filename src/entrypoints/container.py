@@ -92,6 +92,7 @@ class Container(containers.DeclarativeContainer):
         make_engine,
         url=settings.provided.database_url,
         pool_size=settings.provided.db_pool_size,
+        max_overflow=settings.provided.db_pool_max_overflow,
         pool_timeout_s=settings.provided.db_pool_timeout_s,
     )
     uow_factory = providers.Singleton(sql_unit_of_work_factory, engine)

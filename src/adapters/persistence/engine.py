@@ -58,12 +58,18 @@ def masked_url(url: str) -> str:
 
 
 def make_engine(
-    url: str, *, pool_size: int = 10, pool_timeout_s: float = POOL_TIMEOUT_S, echo: bool = False
+    url: str,
+    *,
+    pool_size: int = 10,
+    pool_timeout_s: float = POOL_TIMEOUT_S,
+    echo: bool = False,
+    max_overflow: int = 10,
 ) -> AsyncEngine:
     """An async engine for `url` (see `async_url`), tuned for its dialect.
 
     PostgreSQL: pre-ping, and short connect / pool timeouts so that a database
-    that is down fails a request within seconds. SQLite: WAL, a busy timeout,
+    that is down fails a request within seconds; at most `pool_size +
+    max_overflow` connections. SQLite: WAL, a busy timeout,
     foreign keys, and `BEGIN IMMEDIATE` transactions (see `_tune_sqlite`).
     """
     parsed = make_url(async_url(url))
@@ -73,6 +79,7 @@ def make_engine(
         parsed,
         echo=echo,
         pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
         connect_args={"connect_timeout": CONNECT_TIMEOUT_S},
