@@ -92,9 +92,9 @@ def test_api_and_worker_run_as_a_role_that_only_reads_and_writes_tables(
         app_stack.close()
 
     with psycopg.connect(app_url, autocommit=True) as app:
-        assert app.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user").fetchone() == (
-            False,
-        )
+        assert app.execute(
+            "SELECT rolsuper FROM pg_roles WHERE rolname = current_user"
+        ).fetchone() == (False,)
         tables = [
             name
             for (name,) in app.execute(

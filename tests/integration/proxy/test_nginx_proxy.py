@@ -278,6 +278,59 @@ def test_https_serves_the_api_with_hsts(deployment: tuple[Stack, Nginx]) -> None
         assert response.headers["x-content-type-options"] == "nosniff"
 
 
+def test_connections_per_address_are_limited(deployment: tuple[Stack, Nginx]) -> None:
+    """20 uploads held open (bodies still coming) use up the address's connections."""
+    stack, nginx = deployment
+    host, port = nginx.url.removeprefix("http://").split(":")
+    head = (
+        "POST /jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        f"Authorization: Bearer {stack.api_key}\r\nContent-Length: 1000\r\n\r\n"
+        '{"input_text": "'
+    ).encode()
+    held: list[socket.socket] = []
+    try:
+        for _ in range(20):
+            sock = socket.create_connection((host, int(port)), timeout=10)
+            sock.sendall(head)
+            held.append(sock)
+        time.sleep(1.0)  # every upload has reached the API, which waits for the rest
+        statuses = []
+        for _ in range(3):
+            status, headers, body = raw_get(nginx.url, "/health/live")
+            statuses.append(status)
+        assert statuses == [429, 429, 429]
+        assert headers["content-type"] == "application/problem+json"
+        assert json.loads(body)["status"] == 429
+    finally:
+        for sock in held:
+            sock.close()
+    # Closed uploads free their slots.
+    deadline = time.monotonic() + 10
+    while raw_get(nginx.url, "/health/live")[0] != 200:
+        assert time.monotonic() < deadline
+        time.sleep(0.2)
+
+
+def test_the_config_holds_the_documented_numbers() -> None:
+    """What README's Production section says of nginx.conf, beyond the live checks."""
+    conf = NGINX_CONF.read_text()
+    for directive in (
+        "limit_req_zone $binary_remote_addr zone=per_client:10m rate=20r/s;",
+        "limit_req zone=per_client burst=40 nodelay;",
+        "limit_conn per_client_conn 20;",
+        # Bodies streamed to the API, answers in memory: nothing spooled to the tmpfs.
+        "proxy_request_buffering off;",
+        "proxy_max_temp_file_size 0;",
+        "client_max_body_size 4m;",
+    ):
+        assert directive in conf, directive
+    events = conf.split("location ~ ^/jobs/[^/]+/events/?$ {", 1)[1].split("}", 1)[0]
+    assert "proxy_buffering off;" in events
+    assert int(re.search(r"proxy_read_timeout (\d+)s;", events).group(1)) > 60  # type: ignore[union-attr]
+    tls = (ROOT / "docker" / "nginx-tls.conf").read_text()
+    assert "ssl_protocols TLSv1.2 TLSv1.3;" in tls
+
+
 def test_a_burst_from_one_address_is_limited(deployment: tuple[Stack, Nginx]) -> None:
     """Runs last: it spends the address's burst allowance."""
     statuses: list[int] = []
