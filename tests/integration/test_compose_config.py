@@ -12,10 +12,12 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+from tests.support.served import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 OUR_IMAGE_SERVICES = ("api", "worker", "migrate")
@@ -409,3 +411,48 @@ def test_dockerfile_pins_pip_and_a_supported_node() -> None:
     # Node's even releases are LTS for 30 months: 24 until April 2028, 22 until April 2027.
     assert int(node.group(1)) >= 24
     assert int(node.group(1)) % 2 == 0
+
+
+def test_redis_command_and_healthcheck_work_with_the_password_off_the_command_line(
+    config: dict[str, Any], tmp_path: Path
+) -> None:
+    """compose's redis command and healthcheck, run for real with a local redis-server.
+
+    Only paths move (the secret, /tmp, /data) and a free port is added; `$$` is
+    compose's escape for `$`."""
+    password = SECRET_MARKERS["redis_password"]
+    secret = tmp_path / "redis_password"
+    secret.write_text(password + "\n")
+    (tmp_path / "data").mkdir()
+    port = free_port()
+
+    def local(text: str) -> str:
+        return (
+            text.replace("$$", "$")
+            .replace("/run/secrets/redis_password", str(secret))
+            .replace("/tmp/redis.conf", str(tmp_path / "redis.conf"))
+            .replace("--dir /data", f"--dir {tmp_path / 'data'}")
+        )
+
+    redis = config["services"]["redis"]
+    assert redis["command"][:2] == ["sh", "-c"]
+    script = local(redis["command"][2]) + f" --port {port} --bind 127.0.0.1"
+    server = subprocess.Popen(["sh", "-c", script], start_new_session=True)
+    try:
+        check = local(redis["healthcheck"]["test"][1]).replace("redis-cli", f"redis-cli -p {port}")
+        deadline = time.monotonic() + 15
+        while subprocess.run(["sh", "-c", check], check=False, timeout=10).returncode != 0:
+            assert server.poll() is None, "redis-server exited"
+            assert time.monotonic() < deadline, "the healthcheck never passed"
+            time.sleep(0.1)
+        cmdline = Path(f"/proc/{server.pid}/cmdline").read_bytes()
+        assert b"redis-server" in cmdline  # exec'd: the shell is gone
+        assert password.encode() not in cmdline
+        anonymous = subprocess.run(
+            ["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, timeout=10
+        )
+        assert "NOAUTH" in anonymous.stdout + anonymous.stderr
+        assert oct((tmp_path / "redis.conf").stat().st_mode & 0o777) == "0o600"
+    finally:
+        server.kill()
+        server.wait(10)
