@@ -456,3 +456,26 @@ def test_redis_command_and_healthcheck_work_with_the_password_off_the_command_li
     finally:
         server.kill()
         server.wait(10)
+
+
+def test_make_secrets_writes_every_secret_compose_needs(tmp_path: Path) -> None:
+    (tmp_path / "scripts").mkdir()
+    shutil.copy(ROOT / "scripts" / "make-secrets.sh", tmp_path / "scripts")
+    run = ["bash", str(tmp_path / "scripts" / "make-secrets.sh")]
+    env = {"PATH": "/usr/bin:/bin", "OPENAI_API_KEY": "sk-from-env"}
+
+    first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=30, check=True)
+    secrets = tmp_path / "secrets"
+    made = {p.name: p.read_text() for p in secrets.iterdir()}
+    subprocess.run(run, env={"PATH": "/usr/bin:/bin"}, capture_output=True, timeout=30, check=True)
+
+    assert set(made) == set(SECRET_MARKERS)
+    for name in ("postgres_password", "app_db_password", "redis_password"):
+        assert re.fullmatch(r"[0-9a-f]{48}\n", made[name]), name
+        assert made[name] not in first.stdout
+    assert len({made["postgres_password"], made["app_db_password"], made["redis_password"]}) == 3
+    assert made["openai_api_key"] == "sk-from-env"
+    assert {p.name: p.read_text() for p in secrets.iterdir()} == made  # kept on a re-run
+    assert oct(secrets.stat().st_mode & 0o777) == "0o700"
+    for path in secrets.iterdir():
+        assert oct(path.stat().st_mode & 0o777) == "0o644", path.name

@@ -222,18 +222,43 @@ def test_uvicorn_keeps_idle_connections_longer_than_nginx() -> None:
     assert nginx_s < uvicorn_s
 
 
+def open_connections_to(port: int) -> int:
+    """ESTABLISHED TCP connections from this host to `port` (nginx's to the API)."""
+    count = 0
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] == "01" and int(fields[2].rsplit(":", 1)[1], 16) == port:
+                count += 1
+    return count
+
+
 def test_posts_spaced_past_uvicorns_keepalive_all_succeed(
     deployment: tuple[Stack, Nginx],
 ) -> None:
-    """5 POST /jobs 6 s apart: each finds nginx's idle upstream connection past 5 s."""
+    """5 POST /jobs 6 s apart, each after nginx's idle upstream connection has aged
+    past uvicorn's 5 s. nginx usually notices uvicorn's close in time, so the POSTs
+    alone rarely fail; what prevents the race is that nginx closes first, which the
+    gaps check: the idle connection is gone before uvicorn's 5 s are up."""
+    stack, _ = deployment
+    api_port = int(stack.api_url.rsplit(":", 1)[1])
+    uvicorn_s = inspect.signature(uvicorn.Config).parameters["timeout_keep_alive"].default
     statuses = []
+    closed_after: list[float] = []
     with through_nginx(deployment) as client:
         for index in range(5):
-            if index:
-                time.sleep(6)
             statuses.append(submit(client).status_code)
+            answered = time.monotonic()
+            assert open_connections_to(api_port) >= 1  # kept alive for the next request
+            while open_connections_to(api_port) and time.monotonic() - answered < uvicorn_s:
+                time.sleep(0.05)
+            closed_after.append(time.monotonic() - answered)
+            if index < 4:
+                time.sleep(max(0.0, 6 - (time.monotonic() - answered)))
 
     assert statuses == [202] * 5
+    # Closed by nginx (its keepalive_timeout, 4 s) before uvicorn would (5 s).
+    assert all(seconds < uvicorn_s - 0.1 for seconds in closed_after), closed_after
 
 
 def test_security_headers_on_every_kind_of_answer(deployment: tuple[Stack, Nginx]) -> None:
