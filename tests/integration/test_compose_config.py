@@ -193,6 +193,7 @@ def test_every_service_has_cpu_and_memory_limits_explained() -> None:
     assert (float(loaded["postgres"]["cpus"]), int(loaded["postgres"]["memory"])) == (2, 2048 * mib)
     assert int(loaded["redis"]["memory"]) == 320 * mib
     assert "--maxmemory 200mb" in text
+    assert sum(int(limits["memory"]) for limits in loaded.values()) < 5 * 1024 * mib
     # Each number has a comment on the line above it saying why.
     lines = text.splitlines()
     numbers = [i for i, line in enumerate(lines) if re.match(r"^\s+(cpus|memory): ", line)]
