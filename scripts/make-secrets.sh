@@ -4,6 +4,7 @@
 #   app_db_password     the role "guideline_app" of api and worker (tables only)
 #   redis_password      Redis's requirepass
 #   openai_api_key      the worker's OpenAI key (empty: the offline provider)
+#   webhook_signing_secret  signs callbacks (whsec_ + 32 random bytes; empty: no callbacks)
 # Each password is 24 random bytes in hex. An existing file is kept.
 # Usage: bash scripts/make-secrets.sh   (OPENAI_API_KEY in the environment, if any,
 # goes into openai_api_key; otherwise it is left empty to fill in.)
@@ -18,6 +19,10 @@ for name in postgres_password app_db_password redis_password; do
         echo "made secrets/$name"
     fi
 done
+if [ ! -e "$dir/webhook_signing_secret" ]; then
+    printf 'whsec_%s\n' "$(openssl rand -base64 32)" > "$dir/webhook_signing_secret"
+    echo "made secrets/webhook_signing_secret"
+fi
 if [ ! -e "$dir/openai_api_key" ]; then
     printf '%s' "${OPENAI_API_KEY:-}" > "$dir/openai_api_key"
     echo "made secrets/openai_api_key${OPENAI_API_KEY:+ (from OPENAI_API_KEY)}"

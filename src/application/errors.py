@@ -25,6 +25,18 @@ class InsecureCallback(ApplicationError):
     """An http:// callback URL where the operator allows only https:// (HTTP 422)."""
 
 
+class NoCallback(ApplicationError):
+    """The job has no callback URL, so there is no callback to (re)deliver (HTTP 404)."""
+
+
+class CallbacksDisabled(ApplicationError):
+    """A callback URL where the operator configured no signing secret (HTTP 422)."""
+
+
+class RefusedDestination(ApplicationError):
+    """A callback URL whose host is an address callbacks may not go to (HTTP 422)."""
+
+
 class TooManyJobsInFlight(ApplicationError):
     """The owner already has as many unfinished jobs as allowed (HTTP 429)."""
 

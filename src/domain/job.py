@@ -7,46 +7,45 @@ deterministic.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
 from uuid import UUID
 
+from domain.callback import CallbackDelivery
 from domain.errors import IllegalTransition, InvalidOutput
+from domain.events import JobEvent, StatusChanged, StepStarted
+from domain.status import JobStatus, Step
+
+PENDING, PROCESSING = JobStatus.PENDING, JobStatus.PROCESSING
+COMPLETED, FAILED, CANCELLED = JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED
 
 
-class JobStatus(StrEnum):
-    PENDING = "pending"
-    PROCESSING = "processing"
-    COMPLETED = "completed"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
+# The whole state machine: each method of `Job` that may change the status, the
+# statuses it may be called in, and the status it leaves (None: the status stays).
+# The methods look their move up here; nothing else decides what is allowed.
+#
+#   method              allowed from                         to
+MOVES: Mapping[str, tuple[frozenset[JobStatus], JobStatus | None]] = {
+    "start":            (frozenset({PENDING}),               PROCESSING),
+    "renew_lease":      (frozenset({PROCESSING}),            None),
+    "record_summary":   (frozenset({PROCESSING}),            None),
+    "record_checklist": (frozenset({PROCESSING}),            COMPLETED),
+    "fail":             (frozenset({PROCESSING}),            FAILED),
+    "cancel":           (frozenset({PENDING, PROCESSING}),   CANCELLED),
+    "requeue":          (frozenset({PROCESSING}),            PENDING),
+    "retry":            (frozenset({FAILED, CANCELLED}),     PENDING),
+    "note_redispatch":  (frozenset({PENDING}),               None),
+}  # fmt: skip
 
-    @property
-    def is_terminal(self) -> bool:
-        return self in TERMINAL_STATUSES
-
-
-TERMINAL_STATUSES = frozenset({JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED})
-
-# Every move the contract allows (API.md); anything else is refused.
+# Every (from, to) status pair the table allows (API.md's list of transitions).
 ALLOWED_TRANSITIONS: frozenset[tuple[JobStatus, JobStatus]] = frozenset(
-    {
-        (JobStatus.PENDING, JobStatus.PROCESSING),
-        (JobStatus.PENDING, JobStatus.CANCELLED),
-        (JobStatus.PROCESSING, JobStatus.COMPLETED),
-        (JobStatus.PROCESSING, JobStatus.FAILED),
-        (JobStatus.PROCESSING, JobStatus.CANCELLED),
-        (JobStatus.PROCESSING, JobStatus.PENDING),
-        (JobStatus.FAILED, JobStatus.PENDING),
-        (JobStatus.CANCELLED, JobStatus.PENDING),
-    }
+    (source, target)
+    for sources, target in MOVES.values()
+    if target is not None
+    for source in sources
 )
-
-
-class Step(StrEnum):
-    SUMMARIZE = "summarize"
-    CHECKLIST = "checklist"
 
 
 class ErrorCode(StrEnum):
@@ -111,6 +110,9 @@ class Job:
     finished_at: datetime | None = None
     lease_expires_at: datetime | None = None
     version: int = 0
+    # How its callback went (read with the job for display; written by its own store).
+    callback: CallbackDelivery | None = None
+    events: list[JobEvent] = field(default_factory=list, repr=False, compare=False)
 
     @classmethod
     def submit(
@@ -125,7 +127,7 @@ class Job:
         idempotency_key: str | None = None,
         request_fingerprint: str | None = None,
     ) -> Job:
-        return cls(
+        job = cls(
             event_id=event_id,
             owner=owner,
             input_text=input_text,
@@ -136,12 +138,14 @@ class Job:
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
         )
+        job.events.append(StatusChanged(event_id, None, PENDING, now))
+        return job
 
     # -- derived -------------------------------------------------------------
 
     @property
     def result(self) -> JobResult | None:
-        if self.status is not JobStatus.COMPLETED or self.summary is None:
+        if self.status is not COMPLETED or self.summary is None:
             return None
         return JobResult(self.summary, self.checklist or ())
 
@@ -156,91 +160,126 @@ class Job:
 
     def lease_expired(self, now: datetime) -> bool:
         return (
-            self.status is JobStatus.PROCESSING
+            self.status is PROCESSING
             and self.lease_expires_at is not None
             and self.lease_expires_at <= now
         )
 
-    # -- transitions ---------------------------------------------------------
+    # -- transitions (each looks its move up in MOVES) -----------------------
 
     def start(self, now: datetime, lease: timedelta) -> None:
         """A worker takes the job: pending → processing."""
-        self._move(JobStatus.PROCESSING, now)
+        self._move("start", now)
         self.attempts += 1
         self.deliveries += 1
         self.started_at = self.started_at or now
         self.step = self.next_step or Step.CHECKLIST
         self.lease_expires_at = now + lease
 
+    def claim(self, now: datetime, lease: timedelta, max_deliveries: int) -> bool:
+        """A worker asks for the job; True when the job changed for it.
+
+        A processing job whose lease ran out is taken over (its worker died);
+        a job delivered more than `max_deliveries` times fails with `internal`
+        (it keeps killing its workers) instead of running again. Any other job
+        that is not pending is not the asker's: False, nothing changes.
+        """
+        if self.lease_expired(now):
+            self.requeue(now)
+        if self.status is not PENDING:
+            return False
+        self.start(now, lease)
+        if self.deliveries > max_deliveries:
+            self.fail(
+                JobError(ErrorCode.INTERNAL, "The job was delivered more times than allowed."), now
+            )
+        return True
+
     def renew_lease(self, now: datetime, lease: timedelta) -> None:
-        self._require(JobStatus.PROCESSING, "renew the lease of")
+        self._move("renew_lease", now)
         self.lease_expires_at = now + lease
-        self.updated_at = now
 
     def record_summary(self, summary: str, usage: Usage, now: datetime) -> None:
-        self._require(JobStatus.PROCESSING, "record a summary on")
+        """Step 1 done: the checklist step comes next."""
+        self._check("record_summary")
         if not summary.strip():
             raise InvalidOutput("a summary cannot be blank")
+        self._move("record_summary", now)
         self.summary = summary
         self.usage = self.usage + usage
         self.step = Step.CHECKLIST
-        self.updated_at = now
+        self.events.append(StepStarted(self.event_id, Step.CHECKLIST, now))
 
     def record_checklist(self, items: tuple[str, ...], usage: Usage, now: datetime) -> None:
         """Step 2 done: the job is complete."""
-        self._require(JobStatus.PROCESSING, "record a checklist on")
+        self._check("record_checklist")
         if self.summary is None:
             raise IllegalTransition("a checklist needs the summary first")
         if not items:
             raise InvalidOutput("a checklist needs at least one item")
         self.checklist = tuple(items)
         self.usage = self.usage + usage
-        self._move(JobStatus.COMPLETED, now)
+        self._move("record_checklist", now)
         self._finish(now)
 
     def fail(self, error: JobError, now: datetime) -> None:
-        self._move(JobStatus.FAILED, now)
+        self._move("fail", now)
         self.error = error
         self._finish(now)
 
     def cancel(self, now: datetime) -> None:
-        self._move(JobStatus.CANCELLED, now)
+        self._move("cancel", now)
         self._finish(now)
 
     def requeue(self, now: datetime) -> None:
         """Hand a processing job back (its worker died, shut down or lost its lease)."""
-        self._move(JobStatus.PENDING, now, allowed_from={JobStatus.PROCESSING})
+        self._move("requeue", now)
         self.step = None
         self.lease_expires_at = None
 
     def retry(self, now: datetime) -> None:
         """An explicit retry of a failed or cancelled job; finished steps are kept."""
-        self._move(JobStatus.PENDING, now, allowed_from={JobStatus.FAILED, JobStatus.CANCELLED})
+        self._move("retry", now)
         self.error = None
         self.finished_at = None
         self.deliveries = 0
 
     def note_redispatch(self, now: datetime) -> None:
         """A pending job was dispatched again (its message may have been lost)."""
-        self._require(JobStatus.PENDING, "redispatch")
-        self.updated_at = now
+        self._move("note_redispatch", now)
+
+    def recover(self, now: datetime) -> None:
+        """A stuck job gets a worker again: a processing one (its lease ran out, or
+        the server restarted) is handed back; a pending one is noted as dispatched
+        again (its message may have been lost)."""
+        if self.status is PROCESSING:
+            self.requeue(now)
+        else:
+            self.note_redispatch(now)
 
     # -- helpers -------------------------------------------------------------
 
-    def _require(self, status: JobStatus, action: str) -> None:
-        if self.status is not status:
-            raise IllegalTransition(f"cannot {action} a {self.status} job")
+    def pull_events(self) -> list[JobEvent]:
+        """The events recorded since the last pull (read after a commit)."""
+        events, self.events = self.events, []
+        return events
 
-    def _move(
-        self, target: JobStatus, now: datetime, allowed_from: set[JobStatus] | None = None
-    ) -> None:
-        source = self.status
-        if (source, target) not in ALLOWED_TRANSITIONS or (
-            allowed_from is not None and source not in allowed_from
-        ):
-            raise IllegalTransition(f"a {source} job cannot become {target}")
-        self.status = target
+    def _check(self, method: str) -> None:
+        sources, target = MOVES[method]
+        if self.status not in sources:
+            verb = method.replace("_", " ")
+            raise IllegalTransition(
+                f"a {self.status} job cannot {verb}"
+                + (f" (it would become {target})" if target is not None else "")
+            )
+
+    def _move(self, method: str, now: datetime) -> None:
+        self._check(method)
+        target = MOVES[method][1]
         self.updated_at = now
+        if target is not None:
+            self.events.append(StatusChanged(self.event_id, self.status, target, now))
+            self.status = target
 
     def _finish(self, now: datetime) -> None:
         self.step = None
@@ -248,5 +287,6 @@ class Job:
         self.finished_at = now
 
     def copy(self) -> Job:
-        """A detached copy (used by in-memory stores to mimic a database round trip)."""
-        return replace(self, metadata=dict(self.metadata))
+        """A detached copy without pending events (in-memory stores mimic a round trip)."""
+        callback = self.callback.copy() if self.callback is not None else None
+        return replace(self, metadata=dict(self.metadata), callback=callback, events=[])

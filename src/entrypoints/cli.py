@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
+import secrets
 import sys
 from collections.abc import Sequence
 
@@ -21,6 +23,11 @@ class CliError(Exception):
     def __init__(self, message: str, status: int = 1) -> None:
         super().__init__(message)
         self.status = status
+
+
+def new_signing_secret() -> str:
+    """A Standard Webhooks secret: `whsec_` and 32 random bytes in base64."""
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -48,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
     revoke = key_commands.add_parser("revoke", help="revoke a key by its id")
     revoke.add_argument("key_id")
 
+    webhooks = commands.add_parser("webhooks", help="callback signing")
+    webhook_commands = webhooks.add_subparsers(
+        dest="webhooks_command", required=True, metavar="ACTION"
+    )
+    webhook_commands.add_parser("secret", help="print a fresh whsec_ signing secret")
+
     submit = commands.add_parser("submit", help="submit a file's text to a running service")
     submit.add_argument("file", help="a text file, or - for stdin")
     submit.add_argument("--wait", action="store_true", help="follow the job until it ends")
@@ -66,6 +79,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             from entrypoints.submit_client import run_submit
 
             return run_submit(args)
+        if args.command == "webhooks":
+            print(new_signing_secret())
+            return 0
         settings = load_settings()
         return _run(args, settings)
     except SettingsError as exc:
@@ -88,7 +104,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "serve":
         return _serve(args, settings)
     if args.command == "worker":
-        from entrypoints.celery_app import run_worker
+        from entrypoints.worker import run_worker
 
         return run_worker(settings, args.concurrency)
     if args.command == "migrate":
@@ -125,7 +141,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 async def _keys(args: argparse.Namespace, settings: Settings) -> int:
     from adapters.persistence.migrate import upgrade
-    from entrypoints.container import build_container
+    from entrypoints.container import build_container, shutdown
 
     if settings.is_sqlite:
         await asyncio.to_thread(upgrade, settings.database_url)
@@ -147,7 +163,7 @@ async def _keys(args: argparse.Namespace, settings: Settings) -> int:
         else:
             print(f"key {args.key_id} revoked")
     finally:
-        await container.engine().dispose()
+        await shutdown(container)
     return 0
 
 

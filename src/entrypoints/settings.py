@@ -6,6 +6,8 @@ A secret may also come from the file that `<NAME>_FILE` names (Docker secrets).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -60,6 +62,11 @@ class Settings:
     job_retention_days: int | None = None
     webhook_signing_secret: str | None = field(default=None, repr=False)
     callbacks_allow_http: bool = False
+    callbacks_allow_private: bool = False
+    webhook_timeout_s: float = 10.0
+    webhook_backoff_base_s: float = 5.0
+    webhook_max_attempts: int = 8
+    callback_interval_s: float = 1.0
     log_format: str = "json"
     log_level: str = "INFO"
     db_pool_size: int = 10
@@ -69,11 +76,18 @@ class Settings:
     worker_metrics_port: int | None = None
     trusted_proxies: str = "127.0.0.1"
     recovery_interval_s: float = 15.0
+    relay_interval_s: float = 2.0
+    purge_interval_s: float = 3600.0
 
     @property
     def embedded(self) -> bool:
         """Jobs run in-process when no broker is configured."""
         return self.celery_broker_url is None
+
+    @property
+    def signing_secrets(self) -> list[str]:
+        """The callback signing secrets (all sign; several while rotating)."""
+        return (self.webhook_signing_secret or "").split()
 
     @property
     def is_sqlite(self) -> bool:
@@ -153,6 +167,21 @@ def _url(*schemes: str) -> Callable[[str], str]:
     return convert
 
 
+def _signing_secrets(raw: str) -> str:
+    secrets = raw.split()
+    for secret in secrets:
+        if not secret.startswith("whsec_"):
+            raise ValueError
+        try:
+            if not base64.b64decode(secret.removeprefix("whsec_") + "==", validate=False):
+                raise ValueError
+        except binascii.Error:
+            raise ValueError from None
+    if not secrets:
+        raise ValueError
+    return " ".join(secrets)
+
+
 _INT = (_positive_int, "a positive integer")
 _FLOAT = (_positive_float, "a positive number")
 _BOOL = (_bool, "true or false")
@@ -171,8 +200,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     ),
     "LLM_PROVIDER": (
         "llm_provider",
-        _choice("openai", "offline", "fake"),
-        "openai, offline or fake",
+        _choice("openai", "offline"),
+        "openai or offline",
     ),
     "OPENAI_API_KEY": ("openai_api_key", str, "a key"),
     "OPENAI_BASE_URL": ("openai_base_url", _url("http", "https"), "an http(s):// URL"),
@@ -191,8 +220,17 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "RATE_LIMIT_READ_PER_MIN": ("rate_limit_read_per_min", *_INT),
     "MAX_INFLIGHT_PER_OWNER": ("max_inflight_per_owner", *_INT),
     "JOB_RETENTION_DAYS": ("job_retention_days", *_INT),
-    "WEBHOOK_SIGNING_SECRET": ("webhook_signing_secret", str, "a secret"),
+    "WEBHOOK_SIGNING_SECRET": (
+        "webhook_signing_secret",
+        _signing_secrets,
+        "whsec_<base64> secrets separated by spaces",
+    ),
     "CALLBACKS_ALLOW_HTTP": ("callbacks_allow_http", *_BOOL),
+    "CALLBACKS_ALLOW_PRIVATE": ("callbacks_allow_private", *_BOOL),
+    "WEBHOOK_TIMEOUT_S": ("webhook_timeout_s", *_FLOAT),
+    "WEBHOOK_BACKOFF_BASE_S": ("webhook_backoff_base_s", *_FLOAT),
+    "WEBHOOK_MAX_ATTEMPTS": ("webhook_max_attempts", *_INT),
+    "CALLBACK_INTERVAL_S": ("callback_interval_s", *_FLOAT),
     "LOG_FORMAT": ("log_format", _choice("console", "json"), "console or json"),
     "LOG_LEVEL": (
         "log_level",
@@ -206,6 +244,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "API_KEY_CACHE_S": ("api_key_cache_s", _non_negative_float, "a number of seconds, 0 or more"),
     "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),
     "RECOVERY_INTERVAL_S": ("recovery_interval_s", *_FLOAT),
+    "RELAY_INTERVAL_S": ("relay_interval_s", *_FLOAT),
+    "PURGE_INTERVAL_S": ("purge_interval_s", *_FLOAT),
 }
 
 

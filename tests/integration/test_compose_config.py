@@ -74,6 +74,7 @@ SECRET_MARKERS = {
     "app_db_password": "pg-app-marker-77aa",
     "redis_password": "redis-marker-0c3e",
     "openai_api_key": "sk-openai-marker-9d2b",
+    "webhook_signing_secret": "whsec_d2ViaG9vay1tYXJrZXItNDRlMQ==",
 }
 
 
@@ -252,8 +253,8 @@ def test_passwords_and_the_openai_key_are_compose_secrets(config: dict[str, Any]
     }
     assert given == {
         "nginx": set(),
-        "api": {"app_db_password", "redis_password"},
-        "worker": {"app_db_password", "redis_password", "openai_api_key"},
+        "api": {"app_db_password", "redis_password", "webhook_signing_secret"},
+        "worker": {"app_db_password", "redis_password", "openai_api_key", "webhook_signing_secret"},
         "migrate": {"postgres_password"},
         "postgres": {"postgres_password", "app_db_password"},
         "redis": {"redis_password"},
@@ -476,6 +477,7 @@ def test_make_secrets_writes_every_secret_compose_needs(tmp_path: Path) -> None:
         assert made[name] not in first.stdout
     assert len({made["postgres_password"], made["app_db_password"], made["redis_password"]}) == 3
     assert made["openai_api_key"] == "sk-from-env"
+    assert re.fullmatch(r"whsec_[A-Za-z0-9+/]{43}=\n", made["webhook_signing_secret"])
     assert {p.name: p.read_text() for p in secrets.iterdir()} == made  # kept on a re-run
     assert oct(secrets.stat().st_mode & 0o777) == "0o700"
     for path in secrets.iterdir():

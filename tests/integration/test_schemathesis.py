@@ -38,7 +38,7 @@ CONFIG = ROOT / "schemathesis.toml"
 def env(tmp_path: Path) -> dict[str, str]:
     return clean_env(
         DATABASE_URL=f"sqlite:///{tmp_path}/schemathesis.sqlite3",
-        LLM_PROVIDER="fake",
+        LLM_PROVIDER="offline",
         LOG_FORMAT="json",
         LOG_LEVEL="WARNING",
     )

@@ -11,8 +11,8 @@ from typing import Self
 from uuid import UUID
 
 from application.errors import ConcurrencyConflict, DuplicateIdempotencyKey
-from application.ports import ApiKey, PageAfter
-from domain import Job, JobStatus
+from application.ports import PageAfter
+from domain import ApiKey, CallbackDelivery, Job, JobStatus
 
 
 class FakeClock:
@@ -40,14 +40,22 @@ class InMemoryStore:
     def __init__(self) -> None:
         self.jobs: dict[UUID, Job] = {}
         self.outbox: list[tuple[UUID, bool]] = []
+        self.callbacks: dict[UUID, CallbackDelivery] = {}
         self.commits = 0
 
 
 class InMemoryJobRepository:
-    def __init__(self, staged: dict[UUID, Job], deleted: set[UUID], dirty: set[UUID]) -> None:
+    def __init__(
+        self,
+        staged: dict[UUID, Job],
+        deleted: set[UUID],
+        dirty: set[UUID],
+        callbacks: dict[UUID, CallbackDelivery] | None = None,
+    ) -> None:
         self._staged = staged
         self._deleted = deleted
         self._dirty = dirty
+        self._callbacks = callbacks if callbacks is not None else {}
 
     async def add(self, job: Job) -> None:
         if job.idempotency_key is not None and any(
@@ -62,7 +70,10 @@ class InMemoryJobRepository:
         job = self._staged.get(event_id)
         if job is None or (owner is not None and job.owner != owner):
             return None
-        return job.copy()
+        found = job.copy()
+        delivery = self._callbacks.get(event_id)  # read with the job, like SQL's join
+        found.callback = delivery.copy() if delivery is not None else None
+        return found
 
     async def get_by_idempotency_key(self, owner: str, key: str) -> Job | None:
         for job in self._staged.values():
@@ -94,9 +105,18 @@ class InMemoryJobRepository:
         self._staged[job.event_id] = job.copy()
         self._dirty.add(job.event_id)
 
-    async def delete(self, event_id: UUID) -> bool:
+    async def delete(self, job: Job) -> bool:
+        return self._erase(job.event_id)
+
+    def _erase(self, event_id: UUID) -> bool:
         self._deleted.add(event_id)
         return self._staged.pop(event_id, None) is not None
+
+    async def count_by_status(self) -> dict[JobStatus, int]:
+        counts = dict.fromkeys(JobStatus, 0)
+        for job in self._staged.values():
+            counts[job.status] += 1
+        return counts
 
     async def count_unfinished(self, owner: str) -> int:
         unfinished = {JobStatus.PENDING, JobStatus.PROCESSING}
@@ -107,7 +127,7 @@ class InMemoryJobRepository:
             (j for j in self._staged.values() if j.created_at < cutoff), key=lambda j: j.created_at
         )[:limit]
         for job in doomed:
-            await self.delete(job.event_id)
+            self._erase(job.event_id)
         return len(doomed)
 
     async def find_unfinished(
@@ -145,6 +165,30 @@ class InMemoryOutbox:
         return sum(1 for _, sent in self._rows if not sent)
 
 
+class InMemoryCallbackStore:
+    def __init__(self, rows: dict[UUID, CallbackDelivery], jobs: dict[UUID, Job]) -> None:
+        self._rows = rows
+        self._jobs = jobs
+
+    async def schedule(self, delivery: CallbackDelivery) -> None:
+        self._rows[delivery.event_id] = delivery.copy()
+
+    async def save(self, delivery: CallbackDelivery) -> None:
+        if delivery.event_id in self._rows:
+            self._rows[delivery.event_id] = delivery.copy()
+
+    async def take_due(self, now: datetime, limit: int) -> list[CallbackDelivery]:
+        due = sorted(
+            (d for d in self._rows.values() if d.is_due(now) and d.event_id in self._jobs),
+            key=lambda d: d.next_attempt_at or now,
+        )
+        return [d.copy() for d in due[:limit]]
+
+    async def get(self, event_id: UUID) -> CallbackDelivery | None:
+        delivery = self._rows.get(event_id)
+        return delivery.copy() if delivery is not None else None
+
+
 class FakeUnitOfWork:
     """Stages changes on copies; `commit` publishes them to the store, like a transaction."""
 
@@ -155,8 +199,13 @@ class FakeUnitOfWork:
         self._outbox = list(store.outbox)
         self._deleted: set[UUID] = set()
         self._dirty: set[UUID] = set()
-        self.jobs = InMemoryJobRepository(self._jobs, self._deleted, self._dirty)
+        self._callbacks = {k: v.copy() for k, v in store.callbacks.items()}
+        # One in-memory class plays the three job ports (store, queries, sweeps).
+        self.jobs = self.queries = self.sweeps = InMemoryJobRepository(
+            self._jobs, self._deleted, self._dirty, self._callbacks
+        )
         self.outbox = InMemoryOutbox(self._outbox)
+        self.callbacks = InMemoryCallbackStore(self._callbacks, self._jobs)
 
     async def __aenter__(self) -> Self:
         return self
@@ -182,6 +231,9 @@ class FakeUnitOfWork:
         for event_id in self._dirty - self._deleted:
             self._store.jobs[event_id] = self._jobs[event_id].copy()
         self._store.outbox[:] = self._outbox
+        self._store.callbacks = {
+            k: v for k, v in self._callbacks.items() if k in self._store.jobs
+        }  # a deleted job's delivery goes with it, like ON DELETE CASCADE
         self._store.commits += 1
 
 

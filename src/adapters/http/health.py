@@ -12,7 +12,7 @@ from adapters.http.problems import problem
 from adapters.http.schemas import HealthView, Problem
 
 ReadinessCheck = Callable[[], Awaitable[bool]]
-MetricsExposition = Callable[[], tuple[bytes, str]]
+MetricsExposition = Callable[[], Awaitable[tuple[bytes, str]]]
 
 
 @get("/health/live", operation_id="healthLive", summary="Liveness", tags=["health"])
@@ -59,5 +59,5 @@ async def _safe(check: ReadinessCheck) -> bool:
 )
 async def metrics(metrics_exposition: MetricsExposition) -> Response[bytes]:
     """Jobs by status, step latency, LLM tokens and calls, outbox backlog, HTTP requests."""
-    body, content_type = metrics_exposition()
+    body, content_type = await metrics_exposition()
     return Response(body, media_type=content_type)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 from uuid import UUID
 
@@ -11,10 +13,12 @@ import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.connection import ASGIConnection
 from litestar.datastructures import ResponseHeader
+from litestar.di import Provide
 from litestar.exceptions import ClientException, HTTPException, ValidationException
 from litestar.handlers.base import BaseRouteHandler
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import Parameter
+from litestar.response import ServerSentEvent, ServerSentEventMessage
 
 from adapters.http.schemas import (
     IDEMPOTENCY_KEY_PATTERN,
@@ -31,8 +35,10 @@ from application.use_cases.cancel_job import CancelJob
 from application.use_cases.delete_job import DeleteJob
 from application.use_cases.get_job import GetJob
 from application.use_cases.list_jobs import ListJobs, ListJobsQuery
+from application.use_cases.redeliver_callback import RedeliverCallback
 from application.use_cases.retry_job import RetryJob
 from application.use_cases.submit_job import SubmitJob, SubmitJobCommand
+from application.use_cases.watch_job import FollowJob, WaitForJob
 from domain import JobStatus
 
 
@@ -56,6 +62,43 @@ RULE_BROKEN = {422: _problem("A rule of the request is broken; `errors` lists th
 LOCATION = [
     ResponseHeader(name="Location", description="/jobs/{event_id}", documentation_only=True)
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class JobUseCases:
+    """The use cases the /jobs routes call, given by the composition root."""
+
+    submit_job: SubmitJob
+    get_job: GetJob
+    list_jobs: ListJobs
+    cancel_job: CancelJob
+    retry_job: RetryJob
+    delete_job: DeleteJob
+    wait_for_job: WaitForJob
+    follow_job: FollowJob
+    redeliver_callback: RedeliverCallback
+
+
+def _given(value: object) -> Provide:
+    def provide() -> object:
+        return value
+
+    return Provide(provide, use_cache=True, sync_to_thread=False)
+
+
+def job_dependencies(use_cases: JobUseCases) -> dict[str, Provide]:
+    """The handlers' use-case parameters, each bound to its use case."""
+    return {
+        "submit_job": _given(use_cases.submit_job),
+        "get_job": _given(use_cases.get_job),
+        "list_jobs": _given(use_cases.list_jobs),
+        "cancel_job": _given(use_cases.cancel_job),
+        "retry_job": _given(use_cases.retry_job),
+        "delete_job": _given(use_cases.delete_job),
+        "wait_for_job": _given(use_cases.wait_for_job),
+        "follow_job": _given(use_cases.follow_job),
+        "redeliver_callback": _given(use_cases.redeliver_callback),
+    }
 
 
 def parse_event_id(event_id: str) -> UUID:
@@ -189,9 +232,74 @@ class JobController(Controller):
         summary="Get one job",
         responses={**NOT_FOUND, **AUTH_ERRORS},
     )
-    async def get_job(self, event_id: str, owner: str, get_job: GetJob) -> JobView:
+    async def get_job(
+        self,
+        event_id: str,
+        owner: str,
+        get_job: GetJob,
+        wait_for_job: WaitForJob,
+        wait: Annotated[
+            float | None,
+            Parameter(
+                ge=0,
+                le=60,
+                description=(
+                    "Long poll: hold the answer up to this many seconds (0-60) until the "
+                    "job is finished; a finished job answers at once."
+                ),
+            ),
+        ] = None,
+    ) -> JobView:
         """The job with its input text, its status and whatever outputs exist so far."""
-        return job_view(await get_job.execute(owner, parse_event_id(event_id)))
+        job_id = parse_event_id(event_id)
+        if wait:
+            return job_view(await wait_for_job.execute(owner, job_id, wait))
+        return job_view(await get_job.execute(owner, job_id))
+
+    @get(
+        "/{event_id:str}/events",
+        operation_id="followJob",
+        summary="Follow a job as it changes (Server-Sent Events)",
+        media_type="text/event-stream",
+        responses={**NOT_FOUND, **AUTH_ERRORS},
+    )
+    async def follow(self, event_id: str, owner: str, follow_job: FollowJob) -> ServerSentEvent:
+        """`text/event-stream`: the job at once, then one `event: job` per change of its
+        status or step (`id:` is the job's version, `data:` the job without
+        input_text); a comment at least every 15 s; the stream ends after the
+        finished state. A missing or foreign job answers 404 before any stream."""
+        changes = await follow_job.start(owner, parse_event_id(event_id))
+
+        async def messages() -> AsyncIterator[ServerSentEventMessage]:
+            async for change in changes:
+                if change is None:
+                    yield ServerSentEventMessage(comment="keep-alive", data=None)
+                else:
+                    yield ServerSentEventMessage(
+                        data=change.document.decode(), event="job", id=change.version
+                    )
+
+        return ServerSentEvent(
+            messages(), headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"}
+        )
+
+    @post(
+        "/{event_id:str}/callback/redeliver",
+        operation_id="redeliverCallback",
+        summary="Send a finished job's callback again",
+        status_code=202,
+        responses={
+            404: _problem("No such job for this owner, or the job has no callback_url."),
+            409: _problem("The job is not finished yet."),
+            **AUTH_ERRORS,
+        },
+    )
+    async def redeliver(
+        self, event_id: str, owner: str, redeliver_callback: RedeliverCallback
+    ) -> Response[JobView]:
+        """A new try of the same event (the same `webhook-id`), due at once."""
+        view = job_view(await redeliver_callback.execute(owner, parse_event_id(event_id)))
+        return Response(view, status_code=202)
 
     @post(
         "/{event_id:str}/cancel",

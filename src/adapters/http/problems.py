@@ -12,6 +12,7 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import ExceptionHandlersMap
 
 from application.errors import (
+    CallbacksDisabled,
     ConcurrencyConflict,
     DuplicateIdempotencyKey,
     IdempotencyMismatch,
@@ -19,6 +20,8 @@ from application.errors import (
     InvalidCursor,
     JobConflict,
     JobNotFound,
+    NoCallback,
+    RefusedDestination,
     StorageUnavailable,
     TooManyJobsInFlight,
 )
@@ -61,6 +64,8 @@ def _has_lone_surrogate(request: Request[Any, Any, Any]) -> bool:
 
 def _http_exception(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
     headers = dict(exc.headers or {})
+    if isinstance(exc, ValidationException) and getattr(request, "_body", None) == b"":
+        return problem(400, "The request body is empty; send a JSON object.", headers=headers)
     if isinstance(exc, ValidationException) and isinstance(exc.extra, list):
         # A body that parsed but broke a rule: 422 (Litestar says 400).
         return problem(422, "The request breaks a rule.", errors=exc.extra, headers=headers)
@@ -98,7 +103,11 @@ def _conflict(_: Request[Any, Any, Any], exc: JobConflict) -> Response[Any]:
     return problem(409, str(exc))
 
 
-def _insecure_callback(_: Request[Any, Any, Any], exc: InsecureCallback) -> Response[Any]:
+def _no_callback(_: Request[Any, Any, Any], exc: NoCallback) -> Response[Any]:
+    return problem(404, str(exc))
+
+
+def _insecure_callback(_: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     field = {"message": str(exc), "key": "callback_url", "source": "body"}
     return problem(422, "The request breaks a rule.", errors=[field])
 
@@ -147,6 +156,9 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     ConcurrencyConflict: _changed_meanwhile,
     DuplicateIdempotencyKey: _changed_meanwhile,
     InsecureCallback: _insecure_callback,
+    CallbacksDisabled: _insecure_callback,
+    RefusedDestination: _insecure_callback,
+    NoCallback: _no_callback,
     InvalidCursor: _unprocessable,
     StorageUnavailable: _unavailable,
     TooManyJobsInFlight: _too_many,

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from domain import Job
+from domain import CallbackDelivery, Job
 
 MAX_INPUT_CHARS = 200_000
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -56,8 +56,9 @@ CallbackUrl = Annotated[
         max_length=2048,
         pattern=CALLBACK_URL_PATTERN,
         description=(
-            "https:// URL (http:// only if the operator allows it), stored with the job; "
-            "sending the final job there is not implemented yet."
+            "https:// URL (http:// only if the operator allows it), no user name or "
+            "password; the service POSTs the finished job there, signed (Standard "
+            "Webhooks). Refused unless the operator set WEBHOOK_SIGNING_SECRET."
         ),
     ),
 ]
@@ -95,6 +96,20 @@ class ErrorView(msgspec.Struct):
     message: str
 
 
+CallbackStatusName = Literal["waiting", "sending", "delivered", "failed"]
+
+
+class CallbackView(msgspec.Struct):
+    """How the job's callback went (null without a callback_url)."""
+
+    status: CallbackStatusName
+    attempts: int
+    last_status_code: int | None
+    last_error: str | None
+    next_attempt_at: datetime | None
+    delivered_at: datetime | None
+
+
 class JobListItem(msgspec.Struct, omit_defaults=False):
     """A job as lists show it: every field but `input_text`."""
 
@@ -111,6 +126,7 @@ class JobListItem(msgspec.Struct, omit_defaults=False):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    callback: CallbackView | None
 
 
 class JobView(JobListItem, omit_defaults=False):
@@ -163,7 +179,24 @@ def _fields(job: Job) -> dict[str, object]:
         "created_at": job.created_at,
         "started_at": job.started_at,
         "finished_at": job.finished_at,
+        "callback": _callback(job),
     }
+
+
+def _callback(job: Job) -> CallbackView | None:
+    if job.callback_url is None:
+        return None
+    delivery = job.callback
+    if delivery is None:  # not finished yet: nothing sent so far
+        return CallbackView("waiting", 0, None, None, None, None)
+    return CallbackView(
+        delivery.status.value,
+        delivery.attempts,
+        delivery.last_status_code,
+        delivery.last_error,
+        delivery.next_attempt_at,
+        delivery.delivered_at,
+    )
 
 
 def job_view(job: Job) -> JobView:
@@ -172,3 +205,24 @@ def job_view(job: Job) -> JobView:
 
 def job_list_item(job: Job) -> JobListItem:
     return JobListItem(**_fields(job))  # type: ignore[arg-type]
+
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def job_document(job: Job) -> bytes:
+    """The job object without input_text, as JSON (event streams, callbacks)."""
+    return _ENCODER.encode(job_list_item(job))
+
+
+class CallbackBody(msgspec.Struct):
+    type: str
+    timestamp: datetime
+    data: msgspec.Raw
+
+
+def callback_body(job: Job, delivery: CallbackDelivery) -> bytes:
+    """A callback's POST body: `{"type", "timestamp", "data": <job without input_text>}`."""
+    return _ENCODER.encode(
+        CallbackBody(delivery.event_type, delivery.occurred_at, msgspec.Raw(job_document(job)))
+    )

@@ -1,6 +1,6 @@
-"""LLM gateways: the OpenAI-compatible client, the offline provider and a scripted fake.
+"""LLM gateways: the OpenAI-compatible client and the offline provider.
 
-Import the concrete modules (`adapters.llm.openai_gateway`, `adapters.llm.offline`,
-`adapters.llm.fake`) directly, so that using the offline provider or the fake never
-imports the `openai` package.
+Import the concrete modules (`adapters.llm.openai_gateway`, `adapters.llm.offline`)
+directly, so that using the offline provider never imports the `openai` package.
+The scripted fake the tests use lives in `tests/support/fake_llm.py`, never here.
 """

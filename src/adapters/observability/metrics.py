@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -15,7 +16,7 @@ from prometheus_client import (
     start_http_server,
 )
 
-from domain import JobStatus, Usage
+from domain import CallbackStatus, ErrorCode, JobStatus, Step, Usage
 
 
 class PrometheusMetrics:
@@ -49,6 +50,21 @@ class PrometheusMetrics:
             registry=self.registry,
             multiprocess_mode="livemax",
         )
+        # Read from the database (every process's jobs), so kept apart from the
+        # per-process families: its name would clash with the counter's in one registry.
+        self.stored_registry = CollectorRegistry()
+        self._stored = Gauge(
+            "guideline_jobs",
+            "Jobs in each status now, read from the database (all processes).",
+            ["status"],
+            registry=self.stored_registry,
+        )
+        self._callbacks = Counter(
+            "guideline_webhook_deliveries",
+            "Callback delivery tries by outcome (delivered, waiting to try again, failed).",
+            ["outcome"],
+            registry=self.registry,
+        )
         self._http = Counter(
             "guideline_http_requests",
             "HTTP requests.",
@@ -59,11 +75,11 @@ class PrometheusMetrics:
     def job_reached(self, status: JobStatus) -> None:
         self._jobs.labels(status=status.value).inc()
 
-    def step_finished(self, step: str, seconds: float) -> None:
-        self._steps.labels(step=step).observe(seconds)
+    def step_finished(self, step: Step, seconds: float) -> None:
+        self._steps.labels(step=step.value).observe(seconds)
 
-    def llm_call(self, outcome: str, usage: Usage | None) -> None:
-        self._calls.labels(outcome=outcome).inc()
+    def llm_call(self, failure: ErrorCode | None, usage: Usage | None) -> None:
+        self._calls.labels(outcome="ok" if failure is None else failure.value).inc()
         if usage is not None:
             self._tokens.labels(kind="prompt").inc(usage.prompt_tokens)
             self._tokens.labels(kind="completion").inc(usage.completion_tokens)
@@ -78,9 +94,19 @@ class PrometheusMetrics:
         """Serve this process's metrics on `port` (a worker has no HTTP API)."""
         start_http_server(port, addr="0.0.0.0", registry=self.registry)  # noqa: S104 - scraped over the network
 
+    def callback_try(self, outcome: CallbackStatus) -> None:
+        self._callbacks.labels(outcome=outcome.value).inc()
+
+    def stored_jobs(self, counts: Mapping[JobStatus, int]) -> None:
+        """The jobs in each status now (`guideline_jobs{status}`), as read from the database."""
+        for status in JobStatus:
+            self._stored.labels(status=status.value).set(counts.get(status, 0))
+
     def exposition(self) -> tuple[bytes, str]:
         if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             registry = CollectorRegistry()
             multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-            return generate_latest(registry), CONTENT_TYPE_LATEST
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        else:
+            registry = self.registry
+        text = generate_latest(registry) + generate_latest(self.stored_registry)
+        return text, CONTENT_TYPE_LATEST

@@ -10,12 +10,14 @@ from adapters.persistence.api_keys import SqlApiKeyStore
 from adapters.persistence.engine import async_url, make_engine, masked_url, sync_url
 from adapters.persistence.health import database_ready
 from adapters.persistence.migrate import downgrade, upgrade
-from adapters.persistence.repository import SqlJobRepository, SqlOutbox
+from adapters.persistence.repository import SqlJobQueries, SqlJobStore, SqlJobSweeps, SqlOutbox
 from adapters.persistence.unit_of_work import SqlUnitOfWork, sql_unit_of_work_factory
 
 __all__ = [
     "SqlApiKeyStore",
-    "SqlJobRepository",
+    "SqlJobQueries",
+    "SqlJobStore",
+    "SqlJobSweeps",
     "SqlOutbox",
     "SqlUnitOfWork",
     "async_url",

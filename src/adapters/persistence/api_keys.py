@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.persistence.errors import translate_errors
 from adapters.persistence.tables import api_keys
-from application.ports import ApiKey
+from domain import ApiKey
 
 
 def _to_key(row: RowMapping) -> ApiKey:

@@ -6,7 +6,7 @@ Rows are mapped to `domain.Job` here, so no SQL row ever leaves the adapter.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -32,10 +32,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from adapters.persistence.errors import translate_errors
-from adapters.persistence.tables import IDEMPOTENCY_CONSTRAINT, UtcDateTime, jobs, outbox
+from adapters.persistence.tables import (
+    IDEMPOTENCY_CONSTRAINT,
+    UtcDateTime,
+    callback_deliveries,
+    jobs,
+    outbox,
+)
 from application.errors import ConcurrencyConflict, DuplicateIdempotencyKey
 from application.ports import PageAfter
-from domain import ErrorCode, Job, JobError, JobStatus, Step, Usage
+from domain import (
+    CallbackDelivery,
+    CallbackStatus,
+    ErrorCode,
+    Job,
+    JobError,
+    JobStatus,
+    Step,
+    Usage,
+)
 
 # Never rewritten by `save`: set once at submit (input_text is up to 200,000 chars).
 _IMMUTABLE = frozenset(
@@ -73,8 +88,44 @@ def job_to_row(job: Job) -> dict[str, Any]:
     }
 
 
+_CB = callback_deliveries.c
+# The job's callback state, read with it (LEFT JOIN), under prefixed names.
+_CALLBACK_COLUMNS = [c.label(f"cb_{c.name}") for c in callback_deliveries.c if c.name != "event_id"]
+_WITH_CALLBACK = jobs.outerjoin(callback_deliveries, _CB.event_id == jobs.c.event_id)
+
+
+def delivery_to_row(delivery: CallbackDelivery) -> dict[str, Any]:
+    return {
+        "event_id": delivery.event_id,
+        "webhook_id": delivery.webhook_id,
+        "event_type": delivery.event_type,
+        "occurred_at": delivery.occurred_at,
+        "status": delivery.status.value,
+        "attempts": delivery.attempts,
+        "last_status_code": delivery.last_status_code,
+        "last_error": delivery.last_error,
+        "next_attempt_at": delivery.next_attempt_at,
+        "delivered_at": delivery.delivered_at,
+    }
+
+
+def row_to_delivery(row: RowMapping, prefix: str = "") -> CallbackDelivery:
+    return CallbackDelivery(
+        event_id=row["event_id"],
+        webhook_id=row[f"{prefix}webhook_id"],
+        event_type=row[f"{prefix}event_type"],
+        occurred_at=row[f"{prefix}occurred_at"],
+        status=CallbackStatus(row[f"{prefix}status"]),
+        attempts=row[f"{prefix}attempts"],
+        last_status_code=row[f"{prefix}last_status_code"],
+        last_error=row[f"{prefix}last_error"],
+        next_attempt_at=row[f"{prefix}next_attempt_at"],
+        delivered_at=row[f"{prefix}delivered_at"],
+    )
+
+
 def row_to_job(row: RowMapping) -> Job:
-    """The `Job` a `jobs` row holds."""
+    """The `Job` a `jobs` row holds (with its callback, when the row has those columns)."""
     error_code = row["error_code"]
     checklist = row["checklist"]
     return Job(
@@ -103,6 +154,7 @@ def row_to_job(row: RowMapping) -> Job:
         finished_at=row["finished_at"],
         lease_expires_at=row["lease_expires_at"],
         version=row["version"],
+        callback=(row_to_delivery(row, "cb_") if row.get("cb_webhook_id") is not None else None),
     )
 
 
@@ -118,18 +170,24 @@ def _is_idempotency_clash(error: IntegrityError) -> bool:
 # compiled form, and building a statement anew costs more than running it.
 _INSERT_JOB = insert(jobs)
 _INSERT_OUTBOX = insert(outbox)
-_SELECT_JOB = select(jobs).where(jobs.c.event_id == bindparam("b_event_id"))
+_SELECT_JOB = (
+    select(jobs, *_CALLBACK_COLUMNS)
+    .select_from(_WITH_CALLBACK)
+    .where(jobs.c.event_id == bindparam("b_event_id"))
+)
 # The SET clause comes from the parameters given (every column but the immutable ones).
 _UPDATE_JOB = update(jobs).where(
     jobs.c.event_id == bindparam("b_event_id"), jobs.c.version == bindparam("b_version")
 )
 
 
-class SqlJobRepository:
-    """`JobRepository` on one connection inside the unit of work's transaction."""
-
+class _OnConnection:
     def __init__(self, conn: AsyncConnection) -> None:
         self._conn = conn
+
+
+class SqlJobStore(_OnConnection):
+    """`JobStore` on one connection inside the unit of work's transaction."""
 
     def _insert(self, job: Job) -> Insert:
         """The INSERT of a keyed job: it does nothing on an idempotency clash.
@@ -175,8 +233,31 @@ class SqlJobRepository:
         return row_to_job(row) if row is not None else None
 
     @translate_errors
+    async def save(self, job: Job) -> None:
+        values = {k: v for k, v in job_to_row(job).items() if k not in _IMMUTABLE}
+        values.update(version=job.version + 1, b_event_id=job.event_id, b_version=job.version)
+        result = await self._conn.execute(_UPDATE_JOB, values)
+        if result.rowcount == 0:
+            raise ConcurrencyConflict(f"job {job.event_id} changed since version {job.version}")
+        job.version += 1
+
+    @translate_errors
+    async def delete(self, job: Job) -> bool:
+        await self._conn.execute(delete(outbox).where(outbox.c.event_id == job.event_id))
+        result = await self._conn.execute(delete(jobs).where(jobs.c.event_id == job.event_id))
+        return result.rowcount > 0
+
+
+class SqlJobQueries(_OnConnection):
+    """`JobQueries`: the API's reads."""
+
+    @translate_errors
     async def get_by_idempotency_key(self, owner: str, key: str) -> Job | None:
-        query = select(jobs).where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
+        query = (
+            select(jobs, *_CALLBACK_COLUMNS)
+            .select_from(_WITH_CALLBACK)
+            .where(jobs.c.owner == owner, jobs.c.idempotency_key == key)
+        )
         row = (await self._conn.execute(query)).mappings().one_or_none()
         return row_to_job(row) if row is not None else None
 
@@ -190,7 +271,11 @@ class SqlJobRepository:
     ) -> list[Job]:
         # Lists never show the text (up to 200,000 characters a job): leave it in the table.
         columns = [c for c in jobs.c if c.name != "input_text"]
-        query = select(*columns, literal("").label("input_text")).where(jobs.c.owner == owner)
+        query = (
+            select(*columns, literal("").label("input_text"), *_CALLBACK_COLUMNS)
+            .select_from(_WITH_CALLBACK)
+            .where(jobs.c.owner == owner)
+        )
         if statuses:
             query = query.where(jobs.c.status.in_([s.value for s in statuses]))
         if after is not None:
@@ -200,27 +285,24 @@ class SqlJobRepository:
         return [row_to_job(row) for row in rows]
 
     @translate_errors
-    async def save(self, job: Job) -> None:
-        values = {k: v for k, v in job_to_row(job).items() if k not in _IMMUTABLE}
-        values.update(version=job.version + 1, b_event_id=job.event_id, b_version=job.version)
-        result = await self._conn.execute(_UPDATE_JOB, values)
-        if result.rowcount == 0:
-            raise ConcurrencyConflict(f"job {job.event_id} changed since version {job.version}")
-        job.version += 1
-
-    @translate_errors
-    async def delete(self, event_id: UUID) -> bool:
-        await self._conn.execute(delete(outbox).where(outbox.c.event_id == event_id))
-        result = await self._conn.execute(delete(jobs).where(jobs.c.event_id == event_id))
-        return result.rowcount > 0
-
-    @translate_errors
     async def count_unfinished(self, owner: str) -> int:
         query = select(func.count()).where(
             jobs.c.owner == owner,
             jobs.c.status.in_([JobStatus.PENDING.value, JobStatus.PROCESSING.value]),
         )
         return int((await self._conn.execute(query)).scalar_one())
+
+    @translate_errors
+    async def count_by_status(self) -> Mapping[JobStatus, int]:
+        query = select(jobs.c.status, func.count()).group_by(jobs.c.status)
+        counts = dict.fromkeys(JobStatus, 0)
+        for status, count in (await self._conn.execute(query)).tuples():
+            counts[JobStatus(status)] = int(count)
+        return counts
+
+
+class SqlJobSweeps(_OnConnection):
+    """`JobSweeps`: the periodic chores' batch work."""
 
     @translate_errors
     async def delete_created_before(self, cutoff: datetime, limit: int) -> int:
@@ -327,3 +409,54 @@ class SqlOutbox:
     async def backlog(self) -> int:
         query = select(func.count()).select_from(outbox).where(outbox.c.sent_at.is_(None))
         return int((await self._conn.execute(query)).scalar_one())
+
+
+class SqlCallbackStore(_OnConnection):
+    """`CallbackStore`: deliveries on the unit of work's connection.
+
+    `take_due` locks the rows it returns on PostgreSQL (FOR UPDATE SKIP LOCKED),
+    so two workers never take the same delivery.
+    """
+
+    @translate_errors
+    async def schedule(self, delivery: CallbackDelivery) -> None:
+        row = delivery_to_row(delivery)
+        dialect_insert = (
+            postgresql.insert if self._conn.dialect.name == "postgresql" else sqlite.insert
+        )
+        statement = dialect_insert(callback_deliveries).values(row)
+        statement = statement.on_conflict_do_update(
+            index_elements=[_CB.event_id],
+            set_={k: v for k, v in row.items() if k != "event_id"},
+        )
+        await self._conn.execute(statement)
+
+    @translate_errors
+    async def save(self, delivery: CallbackDelivery) -> None:
+        row = delivery_to_row(delivery)
+        await self._conn.execute(
+            update(callback_deliveries)
+            .where(_CB.event_id == delivery.event_id)
+            .values({k: v for k, v in row.items() if k != "event_id"})
+        )
+
+    @translate_errors
+    async def take_due(self, now: datetime, limit: int) -> list[CallbackDelivery]:
+        query = (
+            select(callback_deliveries)
+            .where(
+                _CB.next_attempt_at <= now,
+                _CB.status.in_([CallbackStatus.WAITING.value, CallbackStatus.SENDING.value]),
+            )
+            .order_by(_CB.next_attempt_at)
+            .limit(limit)
+        )
+        if self._conn.dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        return [row_to_delivery(row) for row in (await self._conn.execute(query)).mappings()]
+
+    @translate_errors
+    async def get(self, event_id: UUID) -> CallbackDelivery | None:
+        query = select(callback_deliveries).where(_CB.event_id == event_id)
+        row = (await self._conn.execute(query)).mappings().one_or_none()
+        return row_to_delivery(row) if row is not None else None

@@ -139,3 +139,31 @@ Index(
     sqlite_where=outbox.c.sent_at.is_(None),
 )
 Index("ix_outbox_event_id", outbox.c.event_id)
+
+# One delivery per job: its latest terminal event's callback (API.md "Callbacks").
+callback_deliveries = Table(
+    "callback_deliveries",
+    metadata,
+    Column(
+        "event_id",
+        Uuid(),
+        ForeignKey("jobs.event_id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("webhook_id", String(64), nullable=False),
+    Column("event_type", String(32), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("last_status_code", Integer(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("next_attempt_at", UtcDateTime(), nullable=True),
+    Column("delivered_at", UtcDateTime(), nullable=True),
+)
+# Workers look for due deliveries: waiting or sending ones, by time.
+Index(
+    "ix_callback_deliveries_next_attempt_at",
+    callback_deliveries.c.next_attempt_at,
+    postgresql_where=callback_deliveries.c.next_attempt_at.is_not(None),
+    sqlite_where=callback_deliveries.c.next_attempt_at.is_not(None),
+)

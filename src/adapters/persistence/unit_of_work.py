@@ -9,20 +9,37 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from adapters.persistence.errors import storage_errors
-from adapters.persistence.repository import SqlJobRepository, SqlOutbox
+from adapters.persistence.repository import (
+    SqlCallbackStore,
+    SqlJobQueries,
+    SqlJobStore,
+    SqlJobSweeps,
+    SqlOutbox,
+)
 from application.errors import StorageUnavailable
-from application.ports import JobRepository, Outbox, UnitOfWork, UnitOfWorkFactory
+from application.ports import (
+    CallbackStore,
+    JobQueries,
+    JobStore,
+    JobSweeps,
+    Outbox,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 
 
 class SqlUnitOfWork:
     """`UnitOfWork`: a connection and its transaction, open while the block runs.
 
-    `jobs` and `outbox` exist once the block is entered. Leaving the block
+    `jobs`, `queries`, `sweeps` and `outbox` exist once the block is entered. Leaving the block
     rolls back whatever was not committed and returns the connection.
     """
 
-    jobs: JobRepository
+    jobs: JobStore
+    queries: JobQueries
+    sweeps: JobSweeps
     outbox: Outbox
+    callbacks: CallbackStore
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
@@ -39,8 +56,11 @@ class SqlUnitOfWork:
                 await conn.close()
                 raise
         self._conn = conn
-        self.jobs = SqlJobRepository(conn)
+        self.jobs = SqlJobStore(conn)
+        self.queries = SqlJobQueries(conn)
+        self.sweeps = SqlJobSweeps(conn)
         self.outbox = SqlOutbox(conn)
+        self.callbacks = SqlCallbackStore(conn)
         return self
 
     async def __aexit__(

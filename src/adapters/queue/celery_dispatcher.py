@@ -1,17 +1,18 @@
 """The production dispatcher: one Celery task message per dispatch, over the broker.
 
-Publishing with kombu is synchronous, so it runs on a small private thread pool
-and never blocks the event loop; a dead broker costs the caller at most
-`publish_timeout_s` and an `OSError`/`TimeoutError` (the outbox relay tries
-again later). The Celery app must be configured with short broker socket
-timeouts so that the publishing threads themselves do not hang either.
+Publishing with kombu is synchronous, so it runs on a small thread pool (the
+container's `publisher_pool` resource) and never blocks the event loop; a dead
+broker costs the caller at most `publish_timeout_s` and an
+`OSError`/`TimeoutError` (the outbox relay tries again later). The Celery app
+must be configured with short broker socket timeouts so that the publishing
+threads themselves do not hang either.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor
 from uuid import UUID
 
 import structlog
@@ -19,7 +20,7 @@ from celery import Celery
 from kombu.exceptions import KombuError, OperationalError
 from redis.exceptions import RedisError
 
-_PUBLISH_THREADS = 8
+PUBLISH_THREADS = 8
 
 # What a failed publish may raise, by library; all of it means "the broker is not
 # taking messages now".
@@ -44,13 +45,23 @@ class CeleryDispatcher:
     makes the second a no-op.
     """
 
-    def __init__(self, celery_app: Celery, task_name: str, publish_timeout_s: float = 2.0) -> None:
+    def __init__(
+        self,
+        celery_app: Celery,
+        publisher_pool: Executor,
+        task_name: str,
+        publish_timeout_s: float = 2.0,
+    ) -> None:
         self._app = celery_app
+        self._executor = publisher_pool
         self._task_name = task_name
         self._timeout_s = publish_timeout_s
-        self._executor = ThreadPoolExecutor(
-            max_workers=_PUBLISH_THREADS, thread_name_prefix="celery-publish"
-        )
+
+    async def start(self) -> None:
+        """Nothing to start: the Celery workers run the jobs."""
+
+    async def stop(self, grace_s: float) -> None:
+        """Nothing to stop: the publisher pool is a container resource."""
 
     async def dispatch(self, event_id: UUID) -> None:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
@@ -80,7 +91,3 @@ class CeleryDispatcher:
             raise BrokerUnavailable(
                 f"the broker refused the message ({type(exc).__name__})"
             ) from None
-
-    def close(self) -> None:
-        """Stop the publishing threads (waits for publishes under way)."""
-        self._executor.shutdown(wait=True, cancel_futures=True)

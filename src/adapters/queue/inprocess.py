@@ -36,16 +36,12 @@ class InProcessDispatcher:
         if not self._stopping:
             self._queue.put_nowait(event_id)
 
-    def start(self) -> None:
+    async def start(self) -> None:
         self._stopping = False
         self._tasks = [
             asyncio.create_task(self._work(), name=f"job-runner-{i}")
             for i in range(self._concurrency)
         ]
-
-    @property
-    def busy(self) -> int:
-        return self._running
 
     async def stop(self, grace_s: float) -> None:
         self._stopping = True

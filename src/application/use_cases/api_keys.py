@@ -9,7 +9,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from application.ports import ApiKey, ApiKeyStore, Clock
+from application.ports import ApiKeyStore, Clock
+from domain import ApiKey
 
 _PREFIX = "gi"
 # Compared against when the key id is unknown, so a miss costs what a hit costs.

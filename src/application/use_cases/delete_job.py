@@ -5,7 +5,7 @@ from __future__ import annotations
 from uuid import UUID
 
 from application.errors import JobNotFound
-from application.ports import Clock, Metrics, NoMetrics, UnitOfWorkFactory
+from application.ports import Clock, UnitOfWorkFactory
 
 
 class DeleteJob:
@@ -14,22 +14,16 @@ class DeleteJob:
     worker finds the job gone at its next step boundary and stops (it never
     recreates it)."""
 
-    def __init__(
-        self, uow_factory: UnitOfWorkFactory, clock: Clock, metrics: Metrics | None = None
-    ) -> None:
+    def __init__(self, uow_factory: UnitOfWorkFactory, clock: Clock) -> None:
         self._uow_factory = uow_factory
         self._clock = clock
-        self._metrics = metrics or NoMetrics()
 
     async def execute(self, owner: str, event_id: UUID) -> None:
         async with self._uow_factory() as uow:
             job = await uow.jobs.get(event_id, owner=owner)
             if job is None:
                 raise JobNotFound(str(event_id))
-            cancelled = not job.status.is_terminal
-            if cancelled:
+            if not job.status.is_terminal:
                 job.cancel(self._clock.now())
-            await uow.jobs.delete(event_id)
+            await uow.jobs.delete(job)
             await uow.commit()
-        if cancelled:
-            self._metrics.job_reached(job.status)

@@ -62,7 +62,7 @@ class ListJobs:
             raise ValueError(f"limit must be 1 to {MAX_LIMIT}")
         after = decode_cursor(query.cursor) if query.cursor else None
         async with self._uow_factory() as uow:
-            jobs = await uow.jobs.list_page(query.owner, query.statuses, query.limit + 1, after)
+            jobs = await uow.queries.list_page(query.owner, query.statuses, query.limit + 1, after)
         items = jobs[: query.limit]
         next_cursor = None
         if len(jobs) > query.limit:

@@ -34,7 +34,7 @@ class PurgeExpiredJobs:
         erased = 0
         while True:
             async with self._uow_factory() as uow:
-                count = await uow.jobs.delete_created_before(cutoff, self._batch)
+                count = await uow.sweeps.delete_created_before(cutoff, self._batch)
                 await uow.commit()
             erased += count
             if count < self._batch:

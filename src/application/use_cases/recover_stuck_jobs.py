@@ -9,7 +9,6 @@ from datetime import timedelta
 from application.errors import ConcurrencyConflict
 from application.ports import Clock, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
-from domain import JobStatus
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +44,7 @@ class RecoverStuckJobs:
         now = self._clock.now()
         idle_before = now - timedelta(seconds=self._settings.pending_redispatch_s)
         async with self._uow_factory() as uow:
-            jobs = await uow.jobs.find_unfinished(idle_before, now, self._settings.batch)
+            jobs = await uow.sweeps.find_unfinished(idle_before, now, self._settings.batch)
         recovered = 0
         for stale in jobs:
             try:
@@ -53,10 +52,7 @@ class RecoverStuckJobs:
                     job = await uow.jobs.get(stale.event_id)
                     if job is None or job.version != stale.version:
                         continue
-                    if job.status is JobStatus.PROCESSING:
-                        job.requeue(now)
-                    else:
-                        job.note_redispatch(now)
+                    job.recover(now)
                     await uow.jobs.save(job)
                     await uow.outbox.add(job.event_id, now)
                     await uow.commit()
@@ -77,12 +73,9 @@ class RecoverStuckJobs:
         while True:
             async with self._uow_factory() as uow:
                 # Touched jobs get updated_at = now, so the next batch skips them.
-                jobs = await uow.jobs.find_unfinished(now, far_future, self._settings.batch)
+                jobs = await uow.sweeps.find_unfinished(now, far_future, self._settings.batch)
                 for job in jobs:
-                    if job.status is JobStatus.PROCESSING:
-                        job.requeue(now)
-                    else:
-                        job.note_redispatch(now)
+                    job.recover(now)
                     await uow.jobs.save(job)
                     await uow.outbox.add(job.event_id, now)
                 await uow.commit()

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 from datetime import timedelta
 from uuid import UUID
 
-from application.ports import Clock, JobDispatcher, Metrics, NoMetrics, UnitOfWorkFactory
+from application.null_metrics import NoMetrics
+from application.ports import Clock, JobDispatcher, Metrics, UnitOfWorkFactory
 
 log = logging.getLogger(__name__)
 

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from uuid import UUID
 
-from application.errors import ConcurrencyConflict, JobConflict, JobNotFound
-from application.ports import Clock, UnitOfWorkFactory
+from application.errors import JobConflict, JobNotFound
+from application.job_changes import change_job
+from application.ports import Clock, UnitOfWork, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
 from domain import IllegalTransition, Job
-
-_TRIES = 5
 
 
 class RetryJob:
     """Rules:
-    - only a failed or cancelled job can be retried; anything else is a conflict;
+    - only a failed or cancelled job can be retried; anything else is a conflict
+      (of two racing retries, the second finds the job pending: 409);
     - finished steps are kept, so a retry never pays for them twice;
     - the job and its outbox row change together; then it is dispatched.
     """
@@ -25,25 +25,16 @@ class RetryJob:
         self._clock = clock
 
     async def execute(self, owner: str, event_id: UUID) -> Job:
-        for _ in range(_TRIES - 1):
-            try:
-                return await self._attempt(owner, event_id)
-            except ConcurrencyConflict:
-                continue  # a racing retry or cancel: read again (a second retry gets 409)
-        return await self._attempt(owner, event_id)
-
-    async def _attempt(self, owner: str, event_id: UUID) -> Job:
-        now = self._clock.now()
-        async with self._uow_factory() as uow:
-            job = await uow.jobs.get(event_id, owner=owner)
-            if job is None:
-                raise JobNotFound(str(event_id))
+        async def retry(job: Job, uow: UnitOfWork) -> None:
+            now = self._clock.now()
             try:
                 job.retry(now)
             except IllegalTransition as exc:
                 raise JobConflict(f"A {job.status} job cannot be retried.") from exc
-            await uow.jobs.save(job)
             await uow.outbox.add(job.event_id, now)
-            await uow.commit()
+
+        job = await change_job(self._uow_factory, event_id, retry, owner=owner)
+        if job is None:
+            raise JobNotFound(str(event_id))
         await self._relay.publish_now([job.event_id])
         return job

@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
+from application.destinations import is_ip_literal, refusal
 from application.errors import (
+    CallbacksDisabled,
     DuplicateIdempotencyKey,
     IdempotencyMismatch,
     InsecureCallback,
+    RefusedDestination,
     TooManyJobsInFlight,
 )
-from application.ports import Clock, IdFactory, JobRepository, UnitOfWorkFactory
+from application.ports import Clock, IdFactory, JobQueries, UnitOfWorkFactory
 from application.use_cases.relay_outbox import RelayOutbox
 from domain import Job
 
@@ -41,7 +45,10 @@ class SubmitJob:
     - the same owner + Idempotency-Key with the same body returns the existing
       job (created=False); with another body, IdempotencyMismatch. A racing
       duplicate loses on the database's unique constraint and gets the winner;
-    - a callback URL must be https:// unless the operator allows http://;
+    - a callback URL needs the operator's signing secret (WEBHOOK_SIGNING_SECRET);
+      it must be https:// unless the operator allows http://, and a literal IP
+      host must be one callbacks may go to (global unicast) unless the operator
+      allows private destinations (names are checked again at delivery);
     - with `max_inflight_per_owner`, an owner with that many pending or
       processing jobs gets TooManyJobsInFlight (checked in the same transaction;
       two racing submits may overshoot by one each).
@@ -55,8 +62,12 @@ class SubmitJob:
         ids: IdFactory,
         max_inflight_per_owner: int | None = None,
         callbacks_allow_http: bool = False,
+        callbacks_enabled: bool = True,
+        callbacks_allow_private: bool = False,
     ) -> None:
         self._callbacks_allow_http = callbacks_allow_http
+        self._callbacks_enabled = callbacks_enabled
+        self._callbacks_allow_private = callbacks_allow_private
         self._uow_factory = uow_factory
         self._max_inflight = max_inflight_per_owner
         self._relay = relay
@@ -64,9 +75,8 @@ class SubmitJob:
         self._ids = ids
 
     async def execute(self, command: SubmitJobCommand) -> SubmitJobResult:
-        url = command.callback_url
-        if url and not self._callbacks_allow_http and not url.lower().startswith("https://"):
-            raise InsecureCallback("callback_url must be an https:// URL on this service.")
+        if command.callback_url is not None:
+            self._check_callback(command.callback_url)
         if command.idempotency_key is not None:
             existing = await self._existing(command)
             if existing is not None:
@@ -84,7 +94,7 @@ class SubmitJob:
         )
         try:
             async with self._uow_factory() as uow:
-                await self._check_inflight(uow.jobs, command.owner)
+                await self._check_inflight(uow.queries, command.owner)
                 await uow.jobs.add(job)
                 await uow.outbox.add(job.event_id, now)
                 await uow.commit()
@@ -96,7 +106,27 @@ class SubmitJob:
         await self._relay.publish_now([job.event_id])
         return SubmitJobResult(job, created=True)
 
-    async def _check_inflight(self, jobs: JobRepository, owner: str) -> None:
+    def _check_callback(self, url: str) -> None:
+        if not self._callbacks_enabled:
+            raise CallbacksDisabled(
+                "This service sends no callbacks: its operator has not set "
+                "WEBHOOK_SIGNING_SECRET, so callback_url is refused."
+            )
+        if not self._callbacks_allow_http and not url.lower().startswith("https://"):
+            raise InsecureCallback("callback_url must be an https:// URL on this service.")
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+        except ValueError:
+            raise InsecureCallback("callback_url is not a valid URL.") from None
+        if parts.username is not None or parts.password is not None:
+            raise InsecureCallback("callback_url must not carry a user name or password.")
+        if not self._callbacks_allow_private and is_ip_literal(host):
+            reason = refusal(host)
+            if reason is not None:
+                raise RefusedDestination(f"callback_url is refused: {reason}.")
+
+    async def _check_inflight(self, jobs: JobQueries, owner: str) -> None:
         if self._max_inflight is None:
             return
         if await jobs.count_unfinished(owner) >= self._max_inflight:
@@ -108,7 +138,7 @@ class SubmitJob:
     async def _existing(self, command: SubmitJobCommand) -> Job | None:
         assert command.idempotency_key is not None
         async with self._uow_factory() as uow:
-            job = await uow.jobs.get_by_idempotency_key(command.owner, command.idempotency_key)
+            job = await uow.queries.get_by_idempotency_key(command.owner, command.idempotency_key)
         if job is not None and job.request_fingerprint != command.request_fingerprint:
             raise IdempotencyMismatch(
                 "This Idempotency-Key was already used with a different request body."

@@ -16,8 +16,7 @@ import pytest
 from psycopg import sql
 from tests.integration.celery.celery_stack import GUIDELINE, PrivateRedis, Stack, StubControl
 
-from entrypoints.celery_app import TaskName, create_celery_app
-from entrypoints.settings import Settings
+from adapters.queue.celery_app import TaskName, create_celery_app
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(90)]
 Job = dict[str, Any]
@@ -62,6 +61,25 @@ def log_events(text: str) -> list[dict[str, Any]]:
             except ValueError:
                 continue
     return events
+
+
+def test_the_api_metrics_show_jobs_the_worker_completed(stack: Stack, stub: StubControl) -> None:
+    """The worker counts its own moves in its process; the API's /metrics still shows
+    every job by status, read from the database (`guideline_jobs{status}`)."""
+    with stack.client() as client:
+        event_id = submit(client).json()["event_id"]
+        wait_job(client, event_id, completed)
+        text = ""
+        deadline = time.monotonic() + 15  # the gauge is cached for a few seconds
+        while time.monotonic() < deadline:
+            text = client.get("/metrics").text
+            if 'guideline_jobs{status="completed"} 1.0' in text:
+                break
+            time.sleep(0.5)
+    assert 'guideline_jobs{status="completed"} 1.0' in text, text
+    assert 'guideline_jobs{status="pending"} 0.0' in text
+    # The API process itself only saw the submit among the moves it counts.
+    assert 'guideline_jobs_total{status="pending"} 1.0' in text
 
 
 def test_a_submitted_job_completes_with_the_llm_outputs(stack: Stack, stub: StubControl) -> None:
@@ -165,7 +183,7 @@ def test_a_duplicate_task_message_costs_one_set_of_llm_calls(
     stack: Stack, stub: StubControl
 ) -> None:
     stub.configure(latency_ms=500)
-    celery_app = create_celery_app(Settings(celery_broker_url=stack.broker_url))
+    celery_app = create_celery_app(stack.broker_url, visibility_timeout_s=3600)
     with stack.client() as client:
         event_id = submit(client).json()["event_id"]
         for _ in range(2):
@@ -216,7 +234,7 @@ def wait_until_in_flight(stub: StubControl, count: int, timeout: float = 10.0) -
 
 
 def test_malformed_id_messages_are_dropped_not_retried(stack: Stack) -> None:
-    celery_app = create_celery_app(Settings(celery_broker_url=stack.broker_url))
+    celery_app = create_celery_app(stack.broker_url, visibility_timeout_s=3600)
     celery_app.send_task(TaskName.PROCESS_JOB, args=["not-a-uuid"])
     celery_app.send_task(TaskName.PROCESS_JOB, args=[str(uuid.uuid4())])  # unknown job
     deadline = time.monotonic() + 10

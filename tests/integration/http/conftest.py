@@ -6,9 +6,11 @@ run on the test client's own event loop, in a background thread (Litestar's
 app's engine or the fake LLM's gates therefore runs on that loop too:
 `in_app(client, fn, *args)` does it.
 
-- `settings`   a SQLite file in tmp_path, `llm_provider="fake"`, short grace.
+- `settings`   a SQLite file in tmp_path, short grace.
 - `fake_llm`   the `FakeLLM` that the container's `llm` provider is overridden with.
-- `container`  `build_container(settings)` with that override (reset afterwards).
+- `container`  `build_container(settings)` with that override, and `process_job`
+               overridden with a `CountedRuns` wrapper of the real one (`runs`), so a
+               test can wait until no job runs (both reset afterwards).
 - `app`        `create_app(settings, container)`.
 - `client`     `AsyncTestClient(app)`, lifespan running.
 - `alice_key`, `bob_key`   API keys (tokens) of two owners; `alice`, `bob`: their headers.
@@ -21,11 +23,12 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
-from http_support import Client, bearer, in_app
+from dependency_injector import providers
+from http_support import Client, CountedRuns, bearer, in_app
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from tests.support.fake_llm import FakeLLM
 
-from adapters.llm.fake import FakeLLM
 from entrypoints.asgi import create_app
 from entrypoints.container import Container, build_container
 from entrypoints.settings import Settings
@@ -35,7 +38,7 @@ from entrypoints.settings import Settings
 def settings(tmp_path: Path) -> Settings:
     return Settings(
         database_url=f"sqlite:///{tmp_path}/t.sqlite3",
-        llm_provider="fake",
+        llm_provider="offline",
         log_format="json",
         log_level="WARNING",
         worker_concurrency=8,
@@ -53,10 +56,19 @@ def fake_llm() -> FakeLLM:
 def container(settings: Settings, fake_llm: FakeLLM) -> Iterator[Container]:
     container = build_container(settings)
     container.llm.override(fake_llm)
+    container.process_job.override(providers.Object(CountedRuns(container.process_job())))
     try:
         yield container
     finally:
+        container.process_job.reset_override()
         container.llm.reset_override()
+
+
+@pytest.fixture
+def runs(container: Container) -> CountedRuns:
+    counted = container.process_job()
+    assert isinstance(counted, CountedRuns)
+    return counted
 
 
 @pytest.fixture

@@ -6,10 +6,13 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
+from uuid import UUID
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+
+from application.use_cases.process_job import Outcome, ProcessJob
 
 T = TypeVar("T")
 Client = AsyncTestClient[Litestar]
@@ -67,3 +70,18 @@ def assert_problem(response: Any, status: int) -> dict[str, Any]:
     assert isinstance(body["type"], str)
     assert body["type"]
     return body
+
+
+class CountedRuns:
+    """`ProcessJob` as the dispatcher sees it, counting the runs in progress."""
+
+    def __init__(self, inner: ProcessJob) -> None:
+        self._inner = inner
+        self.running = 0
+
+    async def execute(self, event_id: UUID) -> Outcome:
+        self.running += 1
+        try:
+            return await self._inner.execute(event_id)
+        finally:
+            self.running -= 1

@@ -17,14 +17,15 @@ from uuid import uuid4
 import pytest
 from http_support import (
     Client,
+    CountedRuns,
     assert_problem,
     bearer,
     in_app,
     is_terminal,
     wait_for,
 )
+from tests.support.fake_llm import DEFAULT_USAGE, FakeLLM
 
-from adapters.llm.fake import DEFAULT_USAGE, FakeLLM
 from application.errors import PermanentLLMError
 from domain import ErrorCode
 from entrypoints.container import Container
@@ -70,10 +71,10 @@ async def submit(client: Client, headers: Headers, text: str = GUIDELINE, **extr
     return response.json()
 
 
-def _wait_idle(container: Container, timeout: float = 5.0) -> None:
+def _wait_idle(runs: CountedRuns, timeout: float = 10.0) -> None:
     """Until the in-process dispatcher runs no job."""
     deadline = time.monotonic() + timeout
-    while container.dispatcher().busy:
+    while runs.running:
         assert time.monotonic() < deadline, "the dispatcher never went idle"
         time.sleep(0.02)
 
@@ -302,7 +303,7 @@ async def test_cancel_a_pending_job(
 
 
 async def test_a_job_cancelled_mid_step_stays_cancelled_after_the_step_returns(
-    client: Client, alice: Headers, fake_llm: FakeLLM, container: Container
+    client: Client, alice: Headers, fake_llm: FakeLLM, runs: CountedRuns
 ) -> None:
     _hold(client, fake_llm, "summarize")
     job = await submit(client, alice)
@@ -314,7 +315,7 @@ async def test_a_job_cancelled_mid_step_stays_cancelled_after_the_step_returns(
     assert response.json()["status"] == "cancelled"
     assert response.json()["step"] is None
     _release(client, fake_llm, "summarize")
-    _wait_idle(container)
+    _wait_idle(runs)
     after = (await client.get(f"/jobs/{job['event_id']}", headers=alice)).json()
     assert after["status"] == "cancelled"
     assert after["checklist"] is None
@@ -426,7 +427,7 @@ async def test_delete_erases_the_job(client: Client, alice: Headers) -> None:
 
 
 async def test_delete_a_processing_job(
-    client: Client, alice: Headers, fake_llm: FakeLLM, container: Container
+    client: Client, alice: Headers, fake_llm: FakeLLM, runs: CountedRuns
 ) -> None:
     _hold(client, fake_llm, "summarize")
     job = await submit(client, alice)
@@ -435,7 +436,7 @@ async def test_delete_a_processing_job(
     assert (await client.delete(f"/jobs/{job['event_id']}", headers=alice)).status_code == 204
 
     _release(client, fake_llm, "summarize")
-    _wait_idle(container)
+    _wait_idle(runs)
     assert_problem(await client.get(f"/jobs/{job['event_id']}", headers=alice), 404)
 
 
@@ -770,6 +771,52 @@ async def test_metrics_count_jobs_and_requests(client: Client, alice: Headers) -
     assert 'status="completed"' in text
     assert "guideline_http_requests_total" in text
     assert 'method="POST"' in text
+
+
+def _sample(text: str, family: str, status: str) -> float:
+    prefix = f'{family}{{status="{status}"}} '
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    assert len(lines) == 1, (prefix, lines)
+    return float(lines[0].removeprefix(prefix))
+
+
+async def test_status_counters_come_from_every_move_and_the_gauge_from_the_database(
+    client: Client, alice: Headers, fake_llm: FakeLLM
+) -> None:
+    done = await submit(client, alice)
+    await wait_for(client, done["event_id"], alice, lambda j: j["status"] == "completed")
+    _hold(client, fake_llm, "summarize")
+    held = await submit(client, alice)
+    await wait_for(client, held["event_id"], alice, _processing_at("summarize"))
+    assert (await client.post(f"/jobs/{held['event_id']}/cancel", headers=alice)).is_success
+
+    text = (await client.get("/metrics")).text
+
+    # Counters: jobs reaching each status, derived from the domain events.
+    assert _sample(text, "guideline_jobs_total", "pending") == 2  # both submits
+    assert _sample(text, "guideline_jobs_total", "processing") == 2
+    assert _sample(text, "guideline_jobs_total", "completed") == 1
+    assert _sample(text, "guideline_jobs_total", "cancelled") == 1
+    # Gauge: jobs in each status now, read from the database.
+    assert _sample(text, "guideline_jobs", "completed") == 1
+    assert _sample(text, "guideline_jobs", "cancelled") == 1
+    assert _sample(text, "guideline_jobs", "pending") == 0
+
+
+async def test_an_empty_body_is_a_400_that_says_so(client: Client, alice: Headers) -> None:
+    response = await client.post(
+        "/jobs", content=b"", headers={**alice, "Content-Type": "application/json"}
+    )
+    problem = assert_problem(response, 400)
+    assert "empty" in problem["detail"]
+
+
+async def test_the_openapi_document_is_served_once_at_openapi_json(client: Client) -> None:
+    document = await client.get("/openapi.json")
+    assert document.status_code == 200
+    assert document.headers["content-type"].startswith("application/json")
+    for uncorrected in ("/schema", "/schema/openapi.json", "/openapi.json/openapi.json"):
+        assert (await client.get(uncorrected)).status_code == 404, uncorrected
 
 
 async def test_openapi_document_describes_every_jobs_operation(client: Client) -> None:

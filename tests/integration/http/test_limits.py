@@ -6,8 +6,8 @@ import dataclasses
 
 import pytest
 from http_support import Client, assert_problem, in_app
+from tests.support.fake_llm import FakeLLM
 
-from adapters.llm.fake import FakeLLM
 from entrypoints.settings import Settings
 
 BODY = {"input_text": "Check the airway first."}

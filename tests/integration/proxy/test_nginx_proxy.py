@@ -128,7 +128,11 @@ def test_every_public_route_reaches_the_api_and_internal_ones_do_not(
         for method, template in api_routes():
             path = re.sub(r"\{(\w+)\}", lambda m: values[m.group(1)], template)
             marker = uuid.uuid4().hex
-            response = client.request(method, path, headers={"X-Request-ID": marker}, json=None)
+            if template.endswith("/events"):  # a stream that stays open: its head only
+                with client.stream(method, path, headers={"X-Request-ID": marker}) as response:
+                    pass
+            else:
+                response = client.request(method, path, headers={"X-Request-ID": marker})
             if template in NOT_PUBLIC:
                 assert response.status_code == 404, (method, path)
                 assert "x-request-id" not in response.headers, f"{path} reached the API"
@@ -137,7 +141,7 @@ def test_every_public_route_reaches_the_api_and_internal_ones_do_not(
             # The API echoes the request id nginx forwarded: the answer is the API's.
             assert response.headers.get("x-request-id") == marker, (method, path)
             assert response.status_code < 500, (method, path, response.text[:300])
-            if method == "GET":
+            if method == "GET" and not template.endswith("/events"):
                 assert response.status_code == direct.get(path).status_code, path
             seen.add(template)
         assert {"/jobs", "/jobs/{event_id}", "/openapi.json", "/health/live"} <= seen
@@ -189,6 +193,37 @@ def test_the_spellings_would_reach_the_api_without_nginx(deployment: tuple[Stack
         assert status == 200, path
         assert b"# TYPE" in body, path
     assert raw_get(stack.api_url, "/health/ready/")[0] == 200
+
+
+def test_an_event_stream_passes_through_unbuffered(deployment: tuple[Stack, Nginx]) -> None:
+    """The job at once, then its change the moment it happens, then the end."""
+    with through_nginx(deployment) as client, through_nginx(deployment) as other:
+        submitted = submit(client)
+        location = submitted.headers["location"]
+        with client.stream("GET", f"{location}/events", timeout=30) as stream:
+            assert stream.status_code == 200
+            assert stream.headers["content-type"].startswith("text/event-stream")
+            assert stream.headers["x-content-type-options"] == "nosniff"
+            lines = stream.iter_lines()
+            first = _next_event(lines)
+            assert first["status"] == "pending"
+            cancelled_at = time.monotonic()
+            assert other.post(f"{location}/cancel").status_code == 200
+            changed = _next_event(lines)
+            arrived_after = time.monotonic() - cancelled_at
+            rest = list(lines)  # the stream ends after the finished state
+
+    assert changed["status"] == "cancelled"
+    assert arrived_after < 3, arrived_after
+    assert not [line for line in rest if line.startswith("data:")]
+
+
+def _next_event(lines: Iterator[str]) -> dict[str, Any]:
+    for line in lines:
+        if line.startswith("data:"):
+            event: dict[str, Any] = json.loads(line.removeprefix("data:"))
+            return event
+    raise AssertionError("the stream ended before an event")
 
 
 def test_a_body_over_4_mib_is_refused_with_problem_details(

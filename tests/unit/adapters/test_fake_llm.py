@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+from tests.support.fake_llm import FakeLLM
 
-from adapters.llm.fake import FakeLLM
 from application.errors import TransientLLMError
 from domain import ErrorCode, Step, Usage
 

@@ -7,7 +7,6 @@ import re
 import pytest
 from fakes import FakeClock, InMemoryApiKeyStore
 
-from application.ports import ApiKey
 from application.use_cases.api_keys import (
     AuthenticateApiKey,
     CreateApiKey,
@@ -16,6 +15,7 @@ from application.use_cases.api_keys import (
     RevokeApiKey,
     hash_secret,
 )
+from domain import ApiKey
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from builders import a_job, seed
 from fakes import FakeClock, FakeUnitOfWorkFactory
 
 from application.errors import JobNotFound
-from application.ports import NoMetrics
+from application.events import count_statuses, publishing
+from application.null_metrics import NoMetrics
 from application.use_cases.delete_job import DeleteJob
 from application.use_cases.get_job import GetJob
 from domain import JobStatus
@@ -78,7 +79,8 @@ async def test_an_unfinished_job_is_cancelled_before_it_is_erased(
     seed(uow, a_job(status, event_id=JOB_ID, now=clock.now()))
     metrics = RecordingMetrics()
 
-    await DeleteJob(uow, clock, metrics).execute("alice", JOB_ID)
+    counted_uow = publishing(uow, [count_statuses(metrics)])
+    await DeleteJob(counted_uow, clock).execute("alice", JOB_ID)
 
     assert JOB_ID not in uow.store.jobs
     assert metrics.reached == counted

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import random
-from datetime import timedelta
 from uuid import UUID
 
 import pytest
 from builders import LEASE, a_job, seed, stored
 from fakes import FakeClock, FakeUnitOfWork, FakeUnitOfWorkFactory
+from tests.support.fake_llm import DEFAULT_USAGE, FakeLLM
 
-from adapters.llm.fake import DEFAULT_USAGE, FakeLLM
 from application.errors import PermanentLLMError, TransientLLMError
+from application.llm_retry import LLMRetryPolicy, RetrySettings
+from application.null_metrics import NoMetrics
+from application.ports import LLMGateway, Metrics
 from application.use_cases.cancel_job import CancelJob
 from application.use_cases.delete_job import DeleteJob
 from application.use_cases.process_job import Outcome, ProcessJob, ProcessSettings
@@ -20,14 +22,8 @@ from domain import ErrorCode, JobResult, JobStatus, Step, Usage
 
 JOB_ID = UUID(int=7)
 TEXT = "Wash hands before every patient contact."
-SETTINGS = ProcessSettings(
-    lease_s=60,
-    llm_max_attempts=4,
-    retry_after_max_s=20,
-    backoff_base_s=1,
-    backoff_max_s=3,
-    max_deliveries=5,
-)
+SETTINGS = ProcessSettings(lease_s=60, max_deliveries=5)
+RETRY = RetrySettings(max_attempts=4, retry_after_max_s=20, backoff_base_s=1, backoff_max_s=3)
 
 
 class Sleeps:
@@ -38,6 +34,37 @@ class Sleeps:
 
     async def __call__(self, delay: float) -> None:
         self.delays.append(delay)
+
+
+class Beats:
+    """A `sleep` for the lease keeper that returns only when the test lets a beat through."""
+
+    def __init__(self) -> None:
+        self._beats: asyncio.Queue[None] = asyncio.Queue()
+
+    async def __call__(self, delay: float) -> None:
+        await self._beats.get()
+
+    def beat(self) -> None:
+        self._beats.put_nowait(None)
+
+
+def build(
+    uow: FakeUnitOfWorkFactory,
+    llm: LLMGateway,
+    clock: FakeClock,
+    settings: ProcessSettings = SETTINGS,
+    *,
+    sleeps: Sleeps | None = None,
+    beats: Beats | None = None,
+    rng: random.Random | None = None,
+    metrics: Metrics | None = None,
+) -> ProcessJob:
+    """ProcessJob with retry waits recorded by `sleeps` and heartbeats let through by `beats`
+    (without `beats`, no heartbeat comes during a test)."""
+    metrics = metrics or NoMetrics()
+    retry = LLMRetryPolicy(RETRY, metrics, sleeps or Sleeps(), rng)
+    return ProcessJob(uow, llm, clock, retry, metrics, settings, sleep=beats or Beats())
 
 
 @pytest.fixture
@@ -54,7 +81,7 @@ def sleeps() -> Sleeps:
 def process(
     uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock, sleeps: Sleeps
 ) -> ProcessJob:
-    return ProcessJob(uow, llm, clock, SETTINGS, sleep=sleeps, rng=random.Random(1))
+    return build(uow, llm, clock, sleeps=sleeps, rng=random.Random(1))
 
 
 @pytest.fixture
@@ -173,8 +200,8 @@ async def test_a_worker_whose_job_was_taken_over_never_overwrites_it(
     uow: FakeUnitOfWorkFactory, clock: FakeClock, sleeps: Sleeps
 ) -> None:
     slow_llm = FakeLLM(summary="Slow summary.")
-    slow = ProcessJob(uow, slow_llm, clock, SETTINGS, sleep=sleeps)
-    fast = ProcessJob(uow, FakeLLM(summary="Fast summary."), clock, SETTINGS, sleep=sleeps)
+    slow = build(uow, slow_llm, clock, sleeps=sleeps)
+    fast = build(uow, FakeLLM(summary="Fast summary."), clock, sleeps=sleeps)
     slow_llm.hold(Step.SUMMARIZE)
     first = asyncio.create_task(slow.execute(JOB_ID))
     await slow_llm.wait_entered(Step.SUMMARIZE)
@@ -212,7 +239,7 @@ async def test_losing_the_claim_race_is_a_skip(clock: FakeClock, llm: FakeLLM) -
     uow = RivalClaimFactory(clock)
     seed(uow, a_job(event_id=JOB_ID, now=clock.now()))
 
-    assert await ProcessJob(uow, llm, clock, SETTINGS).execute(JOB_ID) is Outcome.SKIPPED
+    assert await build(uow, llm, clock).execute(JOB_ID) is Outcome.SKIPPED
     assert llm.calls == []
     assert stored(uow, JOB_ID).attempts == 1  # the rival's claim only
 
@@ -373,7 +400,7 @@ async def test_retry_after_is_honoured_and_capped(
         )
 
     assert await process.execute(JOB_ID) is Outcome.COMPLETED
-    assert sleeps.delays == [7.5, SETTINGS.retry_after_max_s, 0.0]
+    assert sleeps.delays == [7.5, RETRY.retry_after_max_s, 0.0]
 
 
 @pytest.mark.parametrize("code", TRANSIENT_CODES)
@@ -390,8 +417,8 @@ async def test_transient_errors_until_the_attempts_run_out_fail_the_job(
     assert job.error is not None
     assert (job.error.code, job.error.message) == (code, f"boom {code}")
     assert (job.step, job.lease_expires_at, job.result) == (None, None, None)
-    assert len(llm.calls) == SETTINGS.llm_max_attempts
-    assert len(sleeps.delays) == SETTINGS.llm_max_attempts - 1
+    assert len(llm.calls) == RETRY.max_attempts
+    assert len(sleeps.delays) == RETRY.max_attempts - 1
 
 
 @pytest.mark.usefixtures("pending")
@@ -463,7 +490,7 @@ async def test_a_blank_summary_fails_the_job_as_bad_output(
     uow: FakeUnitOfWorkFactory, clock: FakeClock, sleeps: Sleeps
 ) -> None:
     broken = FakeLLM(summary="   ")  # the gateway broke its promise: a blank summary
-    process = ProcessJob(uow, broken, clock, SETTINGS, sleep=sleeps)
+    process = build(uow, broken, clock, sleeps=sleeps)
     assert await process.execute(JOB_ID) is Outcome.FAILED
     job = stored(uow, JOB_ID)
     assert job.error is not None
@@ -478,7 +505,7 @@ async def test_an_unexpected_error_ends_as_internal_after_max_deliveries(
 ) -> None:
     broken = FakeLLM()
     broken.fail_next(Step.SUMMARIZE, RuntimeError("a bug"), times=SETTINGS.max_deliveries)
-    process = ProcessJob(uow, broken, clock, SETTINGS, sleep=sleeps)
+    process = build(uow, broken, clock, sleeps=sleeps)
     for delivery in range(1, SETTINGS.max_deliveries + 1):
         with pytest.raises(RuntimeError, match="a bug"):
             await process.execute(JOB_ID)
@@ -497,22 +524,26 @@ async def test_an_unexpected_error_ends_as_internal_after_max_deliveries(
 async def test_the_lease_is_renewed_while_a_step_runs(
     uow: FakeUnitOfWorkFactory, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    quick = ProcessSettings(lease_s=0.02)  # a heartbeat every 5 ms of real time
-    process = ProcessJob(uow, llm, clock, quick)
+    beats = Beats()
+    process = build(uow, llm, clock, beats=beats)
     llm.hold(Step.SUMMARIZE)
     task = asyncio.create_task(process.execute(JOB_ID))
     await llm.wait_entered(Step.SUMMARIZE)
     claimed = stored(uow, JOB_ID).copy()
     clock.advance(30)
 
-    for _ in range(200):
-        await asyncio.sleep(0.005)
-        if stored(uow, JOB_ID).version > claimed.version:
-            break
+    for _ in range(2):  # the second renewal writes over the first (its own newer version)
+        beats.beat()
+        for _ in range(100):
+            await asyncio.sleep(0)
+            if stored(uow, JOB_ID).lease_expires_at == clock.now() + LEASE:
+                break
+        clock.advance(15)
+    clock.advance(-15)
 
     renewed = stored(uow, JOB_ID)
-    assert renewed.version > claimed.version
-    assert renewed.lease_expires_at == clock.now() + timedelta(seconds=0.02)
+    assert renewed.version == claimed.version + 2
+    assert renewed.lease_expires_at == clock.now() + LEASE
     assert renewed.status is JobStatus.PROCESSING
     llm.release(Step.SUMMARIZE)
     assert await task is Outcome.COMPLETED

@@ -57,6 +57,7 @@ def test_values_are_parsed() -> None:
         ("WORKER_CONCURRENCY", "-3"),
         ("AUTH_DISABLED", "maybe"),
         ("LLM_PROVIDER", "anthropic"),
+        ("LLM_PROVIDER", "fake"),  # the scripted fake is for tests only, wired by them
         ("LOG_FORMAT", "xml"),
     ],
 )

@@ -1,0 +1,1 @@
+"""Change feeds for live progress: in-process (embedded mode) and Redis pub/sub."""

@@ -1,0 +1,1 @@
+"""Callback delivery over HTTP: Standard Webhooks signatures, an SSRF guard, no redirects."""
