@@ -36,10 +36,10 @@ def refusal(address: str) -> str | None:
         return f"{address} is a link-local address"
     if isinstance(ip, ipaddress.IPv4Address) and ip in _SHARED:
         return f"{address} is a shared (carrier-grade NAT) address"
-    if ip.is_private:
-        return f"{address} is a private address"
-    if ip.is_reserved or not ip.is_global:
+    if ip.is_reserved:
         return f"{address} is a reserved address"
+    if ip.is_private or not ip.is_global:
+        return f"{address} is a private address"
     return None
 
 

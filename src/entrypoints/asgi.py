@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, container: Container | None = N
         lifespan=[_lifespan(container, settings)],
         observe_request=metrics.http_request,
         callbacks_allow_http=settings.callbacks_allow_http,
+        callbacks_enabled=bool(settings.signing_secrets),
     )
     app.state.container = container
     return app

@@ -48,9 +48,10 @@ class OpenAPIDocument(JsonRenderPlugin):
     Litestar's uncorrected document is served nowhere.
     """
 
-    def __init__(self, callbacks_allow_http: bool) -> None:
+    def __init__(self, callbacks_allow_http: bool, callbacks_enabled: bool) -> None:
         super().__init__(path="/", media_type=MediaType.JSON)
         self._callbacks_allow_http = callbacks_allow_http
+        self._callbacks_enabled = callbacks_enabled
         self._document: bytes | None = None
 
     def has_path(self, path: str) -> bool:
@@ -60,7 +61,9 @@ class OpenAPIDocument(JsonRenderPlugin):
     def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
         if self._document is None:
             corrected = finalize_openapi(
-                openapi_schema, callbacks_allow_http=self._callbacks_allow_http
+                openapi_schema,
+                callbacks_allow_http=self._callbacks_allow_http,
+                callbacks_enabled=self._callbacks_enabled,
             )
             self._document = msgspec.json.encode(corrected)
         return self._document
@@ -174,6 +177,7 @@ def create_http_app(
     observe_request: RequestObserver | None = None,
     version: str = "1.0.0",
     callbacks_allow_http: bool = False,
+    callbacks_enabled: bool = True,
 ) -> Litestar:
     """Build the HTTP app; the /jobs routes get their use cases from `use_cases`."""
     allowed_methods: dict[str, str] = {}
@@ -207,7 +211,7 @@ def create_http_app(
             version=version,
             description=_DESCRIPTION,
             path=OPENAPI_PATH,
-            render_plugins=[OpenAPIDocument(callbacks_allow_http)],
+            render_plugins=[OpenAPIDocument(callbacks_allow_http, callbacks_enabled)],
             components=Components(
                 security_schemes={
                     "BearerKey": SecurityScheme(

@@ -230,7 +230,7 @@ class JobController(Controller):
         "/{event_id:str}",
         operation_id="getJob",
         summary="Get one job",
-        responses={**NOT_FOUND, **AUTH_ERRORS},
+        responses={**NOT_FOUND, **RULE_BROKEN, **AUTH_ERRORS},
     )
     async def get_job(
         self,
@@ -239,7 +239,7 @@ class JobController(Controller):
         get_job: GetJob,
         wait_for_job: WaitForJob,
         wait: Annotated[
-            float | None,
+            float,
             Parameter(
                 ge=0,
                 le=60,
@@ -248,7 +248,7 @@ class JobController(Controller):
                     "job is finished; a finished job answers at once."
                 ),
             ),
-        ] = None,
+        ] = 0.0,
     ) -> JobView:
         """The job with its input text, its status and whatever outputs exist so far."""
         job_id = parse_event_id(event_id)

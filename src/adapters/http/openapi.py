@@ -61,7 +61,7 @@ _LOCATION = {
 
 
 def finalize_openapi(
-    document: dict[str, Any], *, callbacks_allow_http: bool = False
+    document: dict[str, Any], *, callbacks_allow_http: bool = False, callbacks_enabled: bool = True
 ) -> dict[str, Any]:
     """A corrected copy of Litestar's OpenAPI document (see the module docstring)."""
     doc = copy.deepcopy(document)
@@ -70,8 +70,16 @@ def finalize_openapi(
     if "SubmitJobRequest" in schemas:
         # msgspec refuses unknown fields (forbid_unknown_fields=True): say so.
         schemas["SubmitJobRequest"]["additionalProperties"] = False
-        if not callbacks_allow_http:
-            _https_only(schemas["SubmitJobRequest"]["properties"]["callback_url"])
+        properties = schemas["SubmitJobRequest"]["properties"]
+        if not callbacks_enabled:
+            properties["callback_url"] = {
+                "type": "null",
+                "description": (
+                    "Refused on this deployment (no WEBHOOK_SIGNING_SECRET): it sends no callbacks."
+                ),
+            }
+        elif not callbacks_allow_http:
+            _https_only(properties["callback_url"])
     for path, operations in doc.get("paths", {}).items():
         for operation in operations.values():
             if not isinstance(operation, dict) or "responses" not in operation:
@@ -80,6 +88,9 @@ def finalize_openapi(
                 if parameter.get("in") in ("query", "header", "path"):
                     # Absent is how a client leaves these out; they are never JSON null.
                     parameter["schema"] = _without_null(parameter["schema"])
+                if parameter.get("name") == "wait" and parameter.get("in") == "query":
+                    # Litestar drops a bound of 0 (`ge=0` is falsy): state it.
+                    parameter["schema"]["minimum"] = 0
             _document_responses(path, operation)
     return doc
 

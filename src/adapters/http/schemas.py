@@ -21,7 +21,9 @@ WHITE_SPACE = r"\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u
 NON_BLANK_NO_NUL = rf"^[{WHITE_SPACE}]*[^{WHITE_SPACE}\x00][^\x00]*$"
 # Printable ASCII; HTTP drops white space at either end of a header value, so none there.
 IDEMPOTENCY_KEY_PATTERN = r"^[!-~]([ -~]{0,253}[!-~])?$"
-CALLBACK_URL_PATTERN = rf"^https?://[^{WHITE_SPACE}\x00/?#][^{WHITE_SPACE}\x00]*$"
+# No user name or password (no `@`), no IPv6 literal, no backslash in the authority.
+_AUTHORITY = rf"[^{WHITE_SPACE}\x00/?#@\[\]\\]"
+CALLBACK_URL_PATTERN = rf"^https?://{_AUTHORITY}+([/?#][^{WHITE_SPACE}\x00]*)?$"
 
 InputText = Annotated[
     str,

@@ -1,0 +1,121 @@
+"""Callbacks and live progress in production mode: API and Celery worker processes,
+PostgreSQL, Redis (the broker and the change feed), a real HTTP receiver."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from standardwebhooks import Webhook
+from tests.integration.celery.celery_stack import Stack, StubControl
+from tests.integration.celery.test_celery_worker import completed, submit, wait_job
+from tests.support.webhook_receiver import WebhookReceiver
+
+pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(120)]
+SECRET = "whsec_" + base64.b64encode(b"p" * 32).decode()
+CALLBACKS = {
+    "WEBHOOK_SIGNING_SECRET": SECRET,
+    "CALLBACKS_ALLOW_HTTP": "true",
+    "CALLBACKS_ALLOW_PRIVATE": "true",
+    "CALLBACK_INTERVAL_S": "0.2",
+    "WEBHOOK_TIMEOUT_S": "2",
+    "WEBHOOK_BACKOFF_BASE_S": "0.2",
+}
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    server = WebhookReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def hooked(make_stack: Callable[..., Stack]) -> Stack:
+    stack = make_stack(**CALLBACKS)
+    stack.start_api()
+    return stack
+
+
+def test_a_worker_killed_mid_delivery_still_delivers(
+    hooked: Stack, stub: StubControl, receiver: WebhookReceiver
+) -> None:
+    receiver.script((200, 1.5))  # the first try is still waiting when its worker dies
+    worker = hooked.start_worker()
+    with hooked.client() as client:
+        response = client.post(
+            "/jobs", json={"input_text": "Wash hands.", "callback_url": receiver.url}
+        )
+        event_id = response.json()["event_id"]
+        receiver.wait_for(1, timeout=30)
+        worker.kill9()
+        hooked.start_worker()
+        requests = receiver.wait_for(2, timeout=40)
+        job = wait_job(
+            client, event_id, lambda j: (j["callback"] or {}).get("status") == "delivered", 30
+        )
+    assert requests[0].headers["webhook-id"] == requests[1].headers["webhook-id"]
+    payload = Webhook(SECRET).verify(requests[1].body, requests[1].headers)
+    assert payload["type"] == "job.completed"
+    assert payload["data"]["event_id"] == event_id
+    assert job["status"] == "completed"
+
+
+def test_a_cancel_in_the_api_process_is_called_back_by_a_worker(
+    hooked: Stack, stub: StubControl, receiver: WebhookReceiver
+) -> None:
+    stub.configure(latency_ms=3000)
+    hooked.start_worker()
+    with hooked.client() as client:
+        event_id = client.post(
+            "/jobs", json={"input_text": "Wash hands.", "callback_url": receiver.url}
+        ).json()["event_id"]
+        wait_job(client, event_id, lambda j: j["status"] == "processing")
+        assert client.post(f"/jobs/{event_id}/cancel").status_code == 200
+        (request,) = receiver.wait_for(1, timeout=20)
+    assert json.loads(request.body)["type"] == "job.cancelled"
+
+
+def _events(response: httpx.Response) -> list[dict[str, Any]]:
+    events, current = [], {}
+    for line in response.iter_lines():
+        if line == "":
+            if current:
+                events.append(current)
+            current = {}
+        elif not line.startswith(":"):
+            field, _, value = line.partition(":")
+            current[field] = value.lstrip(" ")
+    return events
+
+
+def test_event_stream_and_long_poll_follow_a_job_run_by_a_worker(
+    stack: Stack, stub: StubControl
+) -> None:
+    stub.configure(latency_ms=800)
+    with stack.client(timeout=30) as client:
+        streamed = submit(client).json()["event_id"]
+        with client.stream("GET", f"/jobs/{streamed}/events") as response:
+            assert response.status_code == 200
+            events = _events(response)
+        polled = submit(client).json()["event_id"]
+        started = time.monotonic()
+        answer = client.get(f"/jobs/{polled}?wait=30").json()
+        waited = time.monotonic() - started
+
+    stages = [
+        (job["status"], job["step"])
+        for job in (json.loads(e["data"]) for e in events if e.get("event") == "job")
+    ]
+    assert stages[-1] == ("completed", None)
+    assert ("processing", "checklist") in stages  # a change made in the worker process
+    assert answer["status"] == "completed"
+    assert waited < 25  # answered when the job finished, not at the deadline
+    completed(answer)
