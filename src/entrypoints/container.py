@@ -93,7 +93,15 @@ def _openai_gateway(resources: Resources, settings: Settings) -> OpenAIGateway:
         max_connections=max(settings.worker_concurrency * 2, 100),
     )
     resources.opened("LLM client", client, client.close)
-    return OpenAIGateway(client, settings.openai_model)
+    return OpenAIGateway(
+        client,
+        settings.openai_model,
+        summary_max_tokens=settings.llm_max_output_tokens_summary,
+        checklist_max_tokens=settings.llm_max_output_tokens_checklist,
+        max_tokens_field="max_tokens"
+        if settings.llm_max_tokens_field == "max_tokens"
+        else "max_completion_tokens",
+    )
 
 
 def _celery_app(settings: Settings) -> Celery:

@@ -2,6 +2,7 @@
 
 A bad value stops the process at start with a message naming the variable.
 A secret may also come from the file that `<NAME>_FILE` names (Docker secrets).
+A secret's value never appears in a message or in `repr(settings)`.
 """
 
 from __future__ import annotations
@@ -40,8 +41,8 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Settings:
-    database_url: str = "sqlite:///./guideline-ingest.sqlite3"
-    celery_broker_url: str | None = None
+    database_url: str = field(default="sqlite:///./guideline-ingest.sqlite3", repr=False)
+    celery_broker_url: str | None = field(default=None, repr=False)
     llm_provider: str = "offline"
     openai_api_key: str | None = field(default=None, repr=False)
     openai_base_url: str | None = None
@@ -50,6 +51,9 @@ class Settings:
     llm_max_attempts: int = 4
     llm_retry_after_max_s: float = 60.0
     llm_backoff_base_s: float = 1.0
+    llm_max_output_tokens_summary: int = 1024
+    llm_max_output_tokens_checklist: int = 2048
+    llm_max_tokens_field: str = "max_completion_tokens"
     worker_concurrency: int = 200
     job_lease_s: float = 60.0
     job_pending_redispatch_s: float = 120.0
@@ -109,6 +113,8 @@ def _parse(name: str, raw: str, convert: Callable[[str], T], rule: str) -> T:
     try:
         return convert(raw)
     except ValueError:
+        if name in SECRET_NAMES:  # the value may hold a password or a key: never echo it
+            raise SettingsError(f"{name}: expected {rule} (value not shown: a secret)") from None
         raise SettingsError(f"{name}: expected {rule}, got {raw!r}") from None
 
 
@@ -210,6 +216,13 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
     "LLM_MAX_ATTEMPTS": ("llm_max_attempts", *_INT),
     "LLM_RETRY_AFTER_MAX_S": ("llm_retry_after_max_s", *_FLOAT),
     "LLM_BACKOFF_BASE_S": ("llm_backoff_base_s", *_FLOAT),
+    "LLM_MAX_OUTPUT_TOKENS_SUMMARY": ("llm_max_output_tokens_summary", *_INT),
+    "LLM_MAX_OUTPUT_TOKENS_CHECKLIST": ("llm_max_output_tokens_checklist", *_INT),
+    "LLM_MAX_TOKENS_FIELD": (
+        "llm_max_tokens_field",
+        _choice("max_completion_tokens", "max_tokens"),
+        "max_completion_tokens or max_tokens",
+    ),
     "WORKER_CONCURRENCY": ("worker_concurrency", *_INT),
     "JOB_LEASE_S": ("job_lease_s", *_FLOAT),
     "JOB_PENDING_REDISPATCH_S": ("job_pending_redispatch_s", *_FLOAT),

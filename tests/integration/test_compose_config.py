@@ -220,7 +220,7 @@ def test_no_secret_is_in_an_environment_block(project: Path, config: dict[str, A
     shown = compose(project, "config").stdout
     for marker in SECRET_MARKERS.values():
         assert marker not in shown
-    secretish = re.compile(r"PASSWORD|SECRET|_API_KEY$|TOKEN")
+    secretish = re.compile(r"PASSWORD|SECRET|_API_KEY$|_TOKEN$")
     for name, service in config["services"].items():
         for variable, value in (service.get("environment") or {}).items():
             if secretish.search(variable) and variable.endswith("_FILE"):

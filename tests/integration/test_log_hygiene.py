@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
+import pytest
 from tests.support.openai_stub import StubServer
 from tests.support.served import BIN, served
 
@@ -24,12 +25,19 @@ def with_password(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+@pytest.mark.parametrize("dialect", ["postgresql", "sqlite"])
 def test_a_full_run_logs_no_secret_and_no_text(
-    pg_url: str, openai_stub: StubServer, tmp_path: Path
+    dialect: str, request: pytest.FixtureRequest, openai_stub: StubServer, tmp_path: Path
 ) -> None:
+    # SQLite too: its driver (aiosqlite) logs every statement's values at DEBUG.
+    database_url = (
+        with_password(request.getfixturevalue("pg_url"))
+        if dialect == "postgresql"
+        else f"sqlite:///{tmp_path / 'hygiene.sqlite3'}"
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("OPENAI", "GUIDELINE"))},
-        "DATABASE_URL": with_password(pg_url),
+        "DATABASE_URL": database_url,
         "LLM_PROVIDER": "openai",
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_BASE_URL": openai_stub.url,

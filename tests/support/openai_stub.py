@@ -11,7 +11,9 @@ Endpoints:
 - `POST /v1/chat/completions` (also `/chat/completions`): a checklist request (one
   with a `response_format` JSON schema, or whose system prompt mentions a checklist)
   gets `{"items": [...]}` made from the user message; any other request gets a
-  summary (the user message's first two sentences). Usage counts words.
+  summary (the user message's first two sentences). Usage counts words. A reply
+  longer than the request's `max_completion_tokens` (or `max_tokens`) words is cut
+  there, with `finish_reason: "length"`, as a real server does.
 - `POST /_stub/config`: change settings live (JSON object, any subset of
   `latency_ms`, `script`, `seed`, `rate_429`, `rate_500`, `retry_after_s`, `hang_s`).
   `script` is a list of per-call actions taken in arrival order (then "ok");
@@ -215,11 +217,16 @@ async def _chat(state: StubState, request: web.Request) -> web.Response:
         await asyncio.sleep(config.hang_s)
     elif config.latency_ms > 0:
         await asyncio.sleep(config.latency_ms / 1000)
-    return _reply(action, kind, body, config, request_id)
+    return _reply(action, kind, body, config, request_id, request.headers.get("Authorization"))
 
 
 def _reply(
-    action: str, kind: str, body: dict[str, Any], config: StubConfig, request_id: str
+    action: str,
+    kind: str,
+    body: dict[str, Any],
+    config: StubConfig,
+    request_id: str,
+    authorization: str | None = None,
 ) -> web.Response:
     if action == "429":
         headers = {}
@@ -231,7 +238,11 @@ def _reply(
     if action == "400":
         return _error(400, "invalid_request_error", "Invalid request.", request_id)
     if action == "401":
-        return _error(401, "invalid_request_error", "Incorrect API key provided.", request_id)
+        # Like OpenAI's: the message quotes part of the key it was sent.
+        key = (authorization or "").removeprefix("Bearer ")
+        quoted = f"{key[:3]}*****{key[-4:]}" if len(key) > 8 else key
+        message = f"Incorrect API key provided: {quoted}. You can find your API key at ..."
+        return _error(401, "invalid_request_error", message, request_id)
     if action == "invalid_json":
         return web.Response(
             status=200,
@@ -328,6 +339,10 @@ def _completion(
         for m in body.get("messages", [])
         if isinstance(m, dict)
     )
+    cap = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(cap, int) and content and len(_WORD.findall(content)) > cap:
+        content = " ".join(_WORD.findall(content)[:cap])
+        finish_reason = "length"
     completion_tokens = len(_WORD.findall(content or refusal or ""))
     payload = {
         "id": f"chatcmpl-{request_id}",

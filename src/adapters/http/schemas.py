@@ -35,19 +35,35 @@ InputText = Annotated[
         examples=["Adults with type 2 diabetes should be offered metformin as first-line therapy."],
     ),
 ]
-MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-MetadataValue = Annotated[str, msgspec.Meta(max_length=512)]
+# No control character (Unicode category Cc: C0, DEL, C1), NUL included, in a metadata
+# key or value: they end up in logs, CSV exports and terminals. One class, anchored at
+# both ends: linear time, and the same meaning in Python and ECMA-262.
+NO_CONTROL_CHARS = r"^[^\x00-\x1f\x7f-\x9f]*$"
+MetadataKey = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=NO_CONTROL_CHARS)]
+MetadataValue = Annotated[str, msgspec.Meta(max_length=512, pattern=NO_CONTROL_CHARS)]
 Metadata = Annotated[
     dict[MetadataKey, MetadataValue],
     msgspec.Meta(
         max_length=16,
         # Litestar's schema generator drops dict constraints; state them here.
         extra_json_schema={
-            "description": "Up to 16 string keys (1-64 chars) with string values (≤ 512 chars).",
+            "description": (
+                "Up to 16 string keys (1-64 chars) with string values (≤ 512 chars); "
+                "no control characters (U+0000-U+001F, U+007F-U+009F) in either."
+            ),
             "extra": {
                 "maxProperties": 16,
-                "propertyNames": {"type": "string", "minLength": 1, "maxLength": 64},
-                "additionalProperties": {"type": "string", "maxLength": 512},
+                "propertyNames": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": 64,
+                    "pattern": NO_CONTROL_CHARS,
+                },
+                "additionalProperties": {
+                    "type": "string",
+                    "maxLength": 512,
+                    "pattern": NO_CONTROL_CHARS,
+                },
             },
         },
     ),

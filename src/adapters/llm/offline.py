@@ -29,23 +29,31 @@ MAX_ITEM_CHARS = 200
 # A "sentence" longer than this (text with no punctuation) is cut into word chunks.
 MAX_SENTENCE_CHARS = 500
 CHUNK_CHARS = 300
-# Above this size the CPU work moves to a thread so the event loop stays responsive.
-THREAD_THRESHOLD_CHARS = 20_000
+# Above this size (a few ms of work) the CPU work moves to a thread so the event loop
+# that serves requests and heartbeats stays responsive. Each regex call in it is short
+# (linear patterns over one sentence or one scan), so the GIL is handed back often.
+THREAD_THRESHOLD_CHARS = 2_000
 
 _CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
 _TOKEN = re.compile(rf"[{_CJK}]|(?:(?![{_CJK}])[^\W_])+")
 _BULLET_MARKS = (
     "-*\u2022\u00b7\u2023\u25e6\u25aa\u25ab\u25cf\u25cb\u25a0\u25a1\u27a2\u27a4\u25ba\u2013\u2014"
 )
-_BULLET = re.compile(rf"^(?:[{_BULLET_MARKS}]+|\(?\d{{1,3}}[.)]|\(?[a-zA-Z]\)|\([ivxIVX]+\))\s+")
+_BULLET = re.compile(rf"^(?:[{_BULLET_MARKS}]++|\(?\d{{1,3}}[.)]|\(?[a-zA-Z]\)|\([ivxIVX]++\))\s++")
+# Every pattern here runs over client text, so each one runs in linear time: a run is
+# taken whole (possessive `++`/`*+`, never given back), and a match may only start where
+# a run starts (the look-behinds), so no run is rescanned from each of its positions.
+# tests/unit/adapters/test_linear_regex.py holds each one to that on hostile shapes.
 _BOUNDARY = re.compile(
-    r"([.!?\u2026]+)[\"'\u201d\u2019)\]]*\s+|[\u3002\uff01\uff1f]+[\u300d\u300f\u201d\u2019)]*\s*"
+    r"(?<![.!?\u2026])([.!?\u2026]++)[\"'\u201d\u2019)\]]*+\s++"
+    r"|(?<![\u3002\uff01\uff1f])[\u3002\uff01\uff1f]++[\u300d\u300f\u201d\u2019)]*+\s*+"
 )
-_PREV_WORD = re.compile(r"(\S+)$")
+_PREV_WORD = re.compile(r"(?<!\S)(\S++)$")
 _SPACES = re.compile(r"\s+")
-_TERMINAL = re.compile(r"[\s.;:,!?\u3002\uff1b\uff1a\uff0c\uff01\uff1f\u2026]+$")
+_TERMINAL_CHARS = r"\s.;:,!?\u3002\uff1b\uff1a\uff0c\uff01\uff1f\u2026"
+_TERMINAL = re.compile(rf"(?<![{_TERMINAL_CHARS}])[{_TERMINAL_CHARS}]++$")
 _ENDS_SENTENCE = re.compile(r"[.!?:;\u3002\uff01\uff1f\uff1a\uff1b]$")
-_DOTTED_ACRONYM = re.compile(r"^(?:[A-Za-z]\.)+[A-Za-z]$")
+_DOTTED_ACRONYM = re.compile(r"^(?:[A-Za-z]\.)++[A-Za-z]$")
 
 
 def _words(text: str) -> frozenset[str]:
@@ -97,14 +105,14 @@ _ADVERB = (
 )
 _CONNECTIVE = re.compile(
     r"^(?:however|therefore|thus|hence|in addition|additionally|also|finally|furthermore|"
-    r"moreover|importantly|in general|overall|where possible|if possible),?\s+",
+    r"moreover|importantly|in general|overall|where possible|if possible),?\s++",
     re.IGNORECASE,
 )
 _MODAL = re.compile(
     r"\b(?P<modal>should|must|shall|ought to|needs? to|has to|have to|"
-    r"(?:is|are) (?:advised|recommended|required|expected) to)\s+"
-    rf"(?P<adv1>(?:{_ADVERB}\s+)*)(?P<neg>(?:not|never)\s+)?(?P<adv2>(?:{_ADVERB}\s+)*)"
-    r"(?P<be>be\s+)?(?P<rest>\S.*)$",
+    r"(?:is|are) (?:advised|recommended|required|expected) to)\s++"
+    rf"(?P<adv1>(?:{_ADVERB}\s++)*)(?P<neg>(?:not|never)\s++)?(?P<adv2>(?:{_ADVERB}\s++)*)"
+    r"(?P<be>be\s++)?(?P<rest>\S.*)$",
     re.IGNORECASE,
 )
 _WE_RECOMMEND = re.compile(
@@ -120,8 +128,8 @@ _IT_IS = re.compile(
     re.IGNORECASE,
 )
 _PASSIVE_REC = re.compile(
-    r"^(?P<subj>.+?)\s+(?:is|are)\s+(?P<neg>not\s+)?(?:(?:strongly|generally|usually|also|"
-    r"routinely|currently|often)\s+)?(?P<verb>recommended|indicated|contraindicated|advised|"
+    r"^(?P<subj>.+?)(?<=\S)\s++(?:is|are)\s++(?P<neg>not\s++)?(?:(?:strongly|generally|usually|also|"
+    r"routinely|currently|often)\s++)?(?P<verb>recommended|indicated|contraindicated|advised|"
     r"suggested|preferred)\b(?P<rest>.*)$",
     re.IGNORECASE,
 )

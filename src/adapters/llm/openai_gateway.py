@@ -17,7 +17,7 @@ import re
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 import httpx2
 import openai
@@ -33,10 +33,15 @@ from domain import ErrorCode, Step, Usage
 _T = TypeVar("_T")
 _log = structlog.get_logger()
 
+# The output token caps sent on every call (LLM_MAX_OUTPUT_TOKENS_SUMMARY / _CHECKLIST):
+# a ~200-word summary needs ~300 tokens and a 15-item checklist ~600; the caps leave room
+# and bound what one runaway reply can cost.
+DEFAULT_SUMMARY_MAX_TOKENS = 1024
+DEFAULT_CHECKLIST_MAX_TOKENS = 2048
+MaxTokensField = Literal["max_completion_tokens", "max_tokens"]
+
 MAX_CHECKLIST_ITEMS = 30
 MAX_ITEM_CHARS = 500
-_MAX_ERROR_MESSAGE_CHARS = 300
-_ERROR_CODE_PREFIX = re.compile(r"^Error code: \d+ - ")
 
 SUMMARY_INSTRUCTIONS = (
     "You are a clinical documentation assistant. The user message contains the text of a "
@@ -107,9 +112,19 @@ class OpenAIGateway:
         *,
         max_checklist_tries: int = 2,
         max_summary_tries: int = 2,
+        summary_max_tokens: int = DEFAULT_SUMMARY_MAX_TOKENS,
+        checklist_max_tokens: int = DEFAULT_CHECKLIST_MAX_TOKENS,
+        max_tokens_field: MaxTokensField = "max_completion_tokens",
     ) -> None:
+        """`max_tokens_field`: `max_completion_tokens` (OpenAI's current name) or
+        `max_tokens`, for servers that only know the older one."""
         self._client = client
         self._model = model
+        self._max_tokens = {
+            Step.SUMMARIZE: summary_max_tokens,
+            Step.CHECKLIST: checklist_max_tokens,
+        }
+        self._max_tokens_field = max_tokens_field
         self._checklist_tries = max(1, max_checklist_tries)
         self._summary_tries = max(1, max_summary_tries)
 
@@ -172,14 +187,15 @@ class OpenAIGateway:
         attempt: int,
         started: float,
     ) -> ChatCompletion | None:
+        limit: dict[str, Any] = {self._max_tokens_field: self._max_tokens[step]}
         try:
             if response_format is None:
                 result: object = await self._client.chat.completions.create(
-                    model=self._model, messages=messages
+                    model=self._model, messages=messages, **limit
                 )
             else:
                 result = await self._client.chat.completions.create(
-                    model=self._model, messages=messages, response_format=response_format
+                    model=self._model, messages=messages, response_format=response_format, **limit
                 )
         except openai.OpenAIError as exc:
             error = translate_error(exc)
@@ -253,6 +269,12 @@ def _interpret(
         return "content_filter", PermanentLLMError(
             ErrorCode.LLM_REJECTED, "the provider's content filter stopped the answer"
         )
+    if choice.finish_reason == "length":
+        # Cut off at the output token cap: a partial summary or list is not an answer,
+        # and asking again would buy the same cut-off reply.
+        return "length", PermanentLLMError(
+            ErrorCode.LLM_BAD_OUTPUT, "the reply reached the output token limit"
+        )
     content = choice.message.content
     # NUL cannot be stored (PostgreSQL text) and means nothing in a summary: drop it.
     parsed = parse(content.replace("\x00", "")) if content is not None else None
@@ -279,8 +301,10 @@ def _parse_summary(content: str) -> str | None:
     return summary or None
 
 
-_FENCE = re.compile(r"```[A-Za-z0-9_-]*[ \t]*\n?(.*?)```", re.DOTALL)
-_LIST_LINE = re.compile(r"^\s*(?:[-*•]|\d{1,2}[.)]|\[[ xX]?\])\s+(?P<item>.+?)\s*$")
+# LLM output is untrusted text: each pattern runs in linear time (runs are taken whole
+# with `*+`; a list line's item is cut with str.strip, not a lazy group before `\s*$`).
+_FENCE = re.compile(r"```[A-Za-z0-9_-]*+[ \t]*+\n?+(.*?)```", re.DOTALL)
+_LIST_MARK = re.compile(r"^\s*+(?:[-*•]|\d{1,2}[.)]|\[[ xX]?\])(?=\s)")
 
 
 def parse_checklist(content: str) -> tuple[str, ...] | None:
@@ -299,8 +323,20 @@ def parse_checklist(content: str) -> tuple[str, ...] | None:
         items = _items_from_json(value)
         if items is not None:
             return _validated(items)
-    lines = [m["item"] for line in text.splitlines() if (m := _LIST_LINE.match(line))]
+    lines = [item for line in text.splitlines() if (item := list_item(line)) is not None]
     return _validated(lines) if lines else None
+
+
+def list_item(line: str) -> str | None:
+    """The item of a bulleted, numbered or check-box line ("- x", "2) x", "[ ] x"), else None.
+
+    The marker is followed by white space and at least one more character; the item is
+    the rest without white space at either end (empty when the rest is only white space).
+    """
+    mark = _LIST_MARK.match(line)
+    if mark is None or len(line) - mark.end() < 2:
+        return None
+    return line[mark.end() :].strip()
 
 
 def _items_from_json(value: Any) -> list[str] | None:
@@ -322,7 +358,7 @@ def _validated(items: list[str]) -> tuple[str, ...] | None:
 
 def _data_block(tag: str, text: str) -> str:
     """The text between tags, with any closing tag inside it defused."""
-    closing = re.compile(rf"</\s*{tag}", re.IGNORECASE)
+    closing = re.compile(rf"</\s*+{tag}", re.IGNORECASE)
     defused = closing.sub(lambda _: "<\\/" + tag, text)
     return f"<{tag}>\n{defused}\n</{tag}>"
 
@@ -359,10 +395,41 @@ def _refused(exc: BaseException) -> bool:
     return False
 
 
+# The job's error message for a provider status: fixed words, never the provider's
+# text (OpenAI's 401 quotes part of the key it was sent).
+_STATUS_MESSAGES = {
+    400: "the LLM provider rejected the request",
+    401: "the LLM provider refused the credentials (check OPENAI_API_KEY)",
+    403: "the LLM provider denied access to the model",
+    404: "the LLM provider does not know the model or the endpoint (check OPENAI_MODEL)",
+    408: "the LLM provider timed out",
+    409: "the LLM provider had a conflict",
+    413: "the LLM provider found the request too large",
+    422: "the LLM provider could not process the request",
+    429: "the LLM provider is rate limiting the calls",
+}
+_REQUEST_ID = re.compile(r"[A-Za-z0-9_.:-]{1,128}")
+
+
+def status_message(status: int, request_id: object) -> str:
+    """The fixed message for an HTTP status, with the provider's request id if it has a
+    plain one (support can trace the call with it)."""
+    if status in _STATUS_MESSAGES:
+        words = _STATUS_MESSAGES[status]
+    elif status >= 500:
+        words = "the LLM provider failed"
+    else:
+        words = "the LLM provider rejected the request"
+    message = f"{words} (HTTP {status})"
+    if isinstance(request_id, str) and _REQUEST_ID.fullmatch(request_id):
+        message += f" (request id {request_id})"
+    return message
+
+
 def _status_error(exc: openai.APIStatusError) -> LLMError:
     status = exc.status_code
     retry_after = parse_retry_after(exc.response.headers)
-    detail = _short(f"HTTP {status}: {_ERROR_CODE_PREFIX.sub('', exc.message)}")
+    detail = status_message(status, exc.request_id)
     if status == 429:
         return TransientLLMError(ErrorCode.LLM_RATE_LIMITED, detail, retry_after)
     if status == 408:
@@ -398,10 +465,3 @@ def parse_retry_after(headers: Mapping[str, str], now: datetime | None = None) -
         seconds = (when - (now or datetime.now(UTC))).total_seconds()
         return max(0.0, seconds)
     return seconds if math.isfinite(seconds) and seconds >= 0 else None
-
-
-def _short(message: str) -> str:
-    message = " ".join(message.split())
-    if len(message) <= _MAX_ERROR_MESSAGE_CHARS:
-        return message
-    return message[: _MAX_ERROR_MESSAGE_CHARS - 3] + "..."

@@ -56,4 +56,7 @@ def configure_logging(log_format: str = "json", level: str = "INFO") -> None:
     # Per-request access lines from the server and the HTTP client add noise, not facts.
     for noisy in ("uvicorn.access", "httpx", "httpx2", "httpcore", "openai._base_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # The SQLite driver logs every statement with its values (job text, key hashes) at
+    # DEBUG; SQLAlchemy's own lines hide them (`hide_parameters`).
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)
     _configured = True

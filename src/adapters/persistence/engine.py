@@ -67,6 +67,7 @@ def make_engine(
 ) -> AsyncEngine:
     """An async engine for `url` (see `async_url`), tuned for its dialect.
 
+    Bound parameters (job text, key hashes) never appear in error messages or logs.
     PostgreSQL: pre-ping, and short connect / pool timeouts so that a database
     that is down fails a request within seconds; at most `pool_size +
     max_overflow` connections. SQLite: WAL, a busy timeout,
@@ -78,6 +79,7 @@ def make_engine(
     return create_async_engine(
         parsed,
         echo=echo,
+        hide_parameters=True,  # an error's message never carries the bound values
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
@@ -93,7 +95,7 @@ def _sqlite_engine(url: URL, *, pool_size: int, pool_timeout_s: float, echo: boo
     kwargs: dict[str, Any] = (
         {} if in_memory else {"pool_size": pool_size, "pool_timeout": pool_timeout_s}
     )
-    engine = create_async_engine(url, echo=echo, **kwargs)
+    engine = create_async_engine(url, echo=echo, hide_parameters=True, **kwargs)
     _tune_sqlite(engine)
     return engine
 

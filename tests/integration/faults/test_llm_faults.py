@@ -106,9 +106,10 @@ def quiet_stack(make_stack: Callable[..., Stack]) -> Stack:
 
 
 PERMANENT = [
-    # (stub action, what the job's error message must carry: the provider's words)
-    ("400", "Invalid request."),
-    ("401", "Incorrect API key provided."),
+    # (stub action, what the job's error message must carry: fixed words, never the
+    # provider's text, which for a 401 quotes part of the key)
+    ("400", "the LLM provider rejected the request (HTTP 400)"),
+    ("401", "the LLM provider refused the credentials"),
     ("refusal", "refused"),
     ("content_filter", "content filter"),
 ]
@@ -118,7 +119,7 @@ def test_permanent_rejections_fail_at_once_with_llm_rejected(
     quiet_stack: Stack, stub: StubControl
 ) -> None:
     """400 / 401 / a refusal / a content filter: `llm_rejected` after exactly one call,
-    no retry (LLM_MAX_ATTEMPTS is 4 here), the provider's message kept."""
+    no retry (LLM_MAX_ATTEMPTS is 4 here), a fixed message per status."""
     with quiet_stack.client() as client:
         for action, message in PERMANENT:
             stub.configure(script=[action])

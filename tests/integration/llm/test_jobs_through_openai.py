@@ -7,8 +7,10 @@ ProcessJob with its retries, the `openai` client on its aiohttp transport.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -26,20 +28,24 @@ TEXT = (
 )
 
 
-@pytest.fixture
-async def client(tmp_path: Path, openai_stub: StubServer) -> AsyncIterator[AsyncTestClient[Any]]:
+def _settings(tmp_path: Path, stub: StubServer, **changes: Any) -> Settings:
     settings = Settings(
         database_url=f"sqlite:///{tmp_path}/jobs.sqlite3",
         llm_provider="openai",
         openai_api_key="test-key",
-        openai_base_url=openai_stub.url,
+        openai_base_url=stub.url,
         llm_timeout_s=0.5,
         llm_max_attempts=2,
         llm_backoff_base_s=0.01,
         auth_disabled=True,
         log_format="json",
     )
-    async with AsyncTestClient(create_app(settings)) as test_client:
+    return replace(settings, **changes)
+
+
+@pytest.fixture
+async def client(tmp_path: Path, openai_stub: StubServer) -> AsyncIterator[AsyncTestClient[Any]]:
+    async with AsyncTestClient(create_app(_settings(tmp_path, openai_stub))) as test_client:
         yield test_client
 
 
@@ -125,3 +131,62 @@ async def test_a_transient_fault_is_retried_and_the_job_completes(
     assert job["status"] == "completed", job
     assert openai_stub.stats()["calls"] == 4
     assert job["attempts"] == 1  # LLM call retries are not job attempts
+
+
+async def test_every_call_sends_the_default_output_token_cap(
+    client: AsyncTestClient[Any], openai_stub: StubServer
+) -> None:
+    job = await run_job(client)
+    assert job["status"] == "completed", job
+    summary_request, checklist_request = openai_stub.requests()
+    assert summary_request["max_completion_tokens"] == 1024
+    assert checklist_request["max_completion_tokens"] == 2048
+    assert "max_tokens" not in summary_request
+    assert "max_tokens" not in checklist_request
+
+
+async def test_the_cap_settings_and_the_older_field_name_reach_the_server(
+    tmp_path: Path, openai_stub: StubServer
+) -> None:
+    settings = _settings(
+        tmp_path,
+        openai_stub,
+        llm_max_output_tokens_summary=300,
+        llm_max_output_tokens_checklist=4,
+        llm_max_tokens_field="max_tokens",
+    )
+    async with AsyncTestClient(create_app(settings)) as test_client:
+        job = await run_job(test_client)
+    # The stub cuts the checklist at 4 words (finish_reason "length"): a cut-off reply is
+    # not asked for again, the job fails at once and keeps its summary.
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "llm_bad_output"
+    assert "output token limit" in job["error"]["message"]
+    assert job["summary"]
+    summary_request, checklist_request = openai_stub.requests()
+    assert summary_request["max_tokens"] == 300
+    assert checklist_request["max_tokens"] == 4
+    assert "max_completion_tokens" not in summary_request
+    assert "max_completion_tokens" not in checklist_request
+
+
+async def test_a_rejected_key_never_reaches_the_jobs_error_message(
+    tmp_path: Path, openai_stub: StubServer
+) -> None:
+    key = "sk-live-0123456789abcdefWXYZ"
+    settings = _settings(tmp_path, openai_stub, openai_api_key=key)
+    openai_stub.configure(script=["401"])
+    async with AsyncTestClient(create_app(settings)) as test_client:
+        job = await run_job(test_client)
+    assert job["status"] == "failed", job
+    assert job["error"]["code"] == "llm_rejected"
+    message = job["error"]["message"]
+    # The provider's text quotes the key's ends ("sk-*****WXYZ"); the job's message is
+    # fixed words, the status and the provider's request id.
+    assert "WXYZ" not in message
+    assert "sk-" not in message
+    assert re.fullmatch(
+        r"the LLM provider refused the credentials \(check OPENAI_API_KEY\) \(HTTP 401\)"
+        r" \(request id req_stub_\w+\)",
+        message,
+    ), message

@@ -202,3 +202,70 @@ def test_embedded_mode_and_local_servers_may_go_without_passwords() -> None:
                 "CELERY_BROKER_URL": "redis://:password@127.0.0.1:6379/7",
             }
         )
+
+
+def test_output_token_caps_default_per_step_and_are_read() -> None:
+    defaults = load_settings({})
+    assert defaults.llm_max_output_tokens_summary == 1024
+    assert defaults.llm_max_output_tokens_checklist == 2048
+    assert defaults.llm_max_tokens_field == "max_completion_tokens"
+    settings = load_settings(
+        {
+            "LLM_MAX_OUTPUT_TOKENS_SUMMARY": "500",
+            "LLM_MAX_OUTPUT_TOKENS_CHECKLIST": "700",
+            "LLM_MAX_TOKENS_FIELD": "max_tokens",
+        }
+    )
+    assert settings.llm_max_output_tokens_summary == 500
+    assert settings.llm_max_output_tokens_checklist == 700
+    assert settings.llm_max_tokens_field == "max_tokens"
+    with pytest.raises(SettingsError, match="LLM_MAX_TOKENS_FIELD"):
+        load_settings({"LLM_MAX_TOKENS_FIELD": "tokens"})
+    with pytest.raises(SettingsError, match="LLM_MAX_OUTPUT_TOKENS_SUMMARY"):
+        load_settings({"LLM_MAX_OUTPUT_TOKENS_SUMMARY": "0"})
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("DATABASE_URL", "postgresql+asyncpg://u:Pa55-SECRET@db/x"),
+        ("DATABASE_URL", "mysql://u:Pa55-SECRET@db/x"),
+        ("CELERY_BROKER_URL", "amqp://:Pa55-SECRET@rabbit:5672//"),
+    ],
+)
+def test_a_bad_secret_setting_never_echoes_its_value(name: str, value: str) -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings({name: value})
+    message = str(caught.value)
+    assert message.startswith(f"{name}: expected ")
+    assert "SECRET" not in message
+    assert "Pa55" not in message
+
+
+def test_a_bad_ordinary_setting_still_shows_its_value() -> None:
+    with pytest.raises(SettingsError, match="got 'lots'"):
+        load_settings({"WORKER_CONCURRENCY": "lots"})
+
+
+def test_repr_of_settings_shows_no_secret() -> None:
+    settings = load_settings(
+        {
+            "DATABASE_URL": "postgresql://u:db-SECRET@db/x",
+            "CELERY_BROKER_URL": "redis://:broker-SECRET@redis:6379/0",
+            "OPENAI_API_KEY": "sk-SECRET",
+            "WEBHOOK_SIGNING_SECRET": "whsec_SECRETSECRETSECRETSECRETSECRETSECRETSECRET",
+        }
+    )
+    for text in (repr(settings), str(settings), f"{settings}"):
+        assert "SECRET" not in text
+        assert "openai_model=" in text  # the rest is still there
+
+
+def test_signing_secrets_must_be_whsec_base64_and_may_be_several() -> None:
+    first, second = "whsec_" + "A" * 44, "whsec_" + "B" * 44
+    assert load_settings({"WEBHOOK_SIGNING_SECRET": f"{first}  {second}"}).signing_secrets == [
+        first,
+        second,
+    ]
+    with pytest.raises(SettingsError, match=r"^WEBHOOK_SIGNING_SECRET"):
+        load_settings({"WEBHOOK_SIGNING_SECRET": "not-a-whsec"})
