@@ -80,6 +80,7 @@ def _engine(resources: Resources, settings: Settings) -> AsyncEngine:
     engine = make_engine(
         settings.database_url,
         pool_size=settings.db_pool_size,
+        max_overflow=settings.db_pool_max_overflow,
         pool_timeout_s=settings.db_pool_timeout_s,
         statement_timeout_s=settings.db_statement_timeout_s,
         lock_timeout_s=settings.db_lock_timeout_s,

@@ -16,9 +16,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+from entrypoints.passwords import check_password, with_password
+
 T = TypeVar("T")
 
-SECRET_NAMES = ("OPENAI_API_KEY", "DATABASE_URL", "CELERY_BROKER_URL", "WEBHOOK_SIGNING_SECRET")
+SECRET_NAMES = (
+    "OPENAI_API_KEY",
+    "DATABASE_URL",
+    "CELERY_BROKER_URL",
+    "WEBHOOK_SIGNING_SECRET",
+    "DATABASE_PASSWORD",
+    "CELERY_BROKER_PASSWORD",
+)
+# A password given apart from its URL (see entrypoints.passwords): name -> URL's name, field.
+PASSWORD_NAMES = {
+    "DATABASE_PASSWORD": ("DATABASE_URL", "database_url"),
+    "CELERY_BROKER_PASSWORD": ("CELERY_BROKER_URL", "celery_broker_url"),
+}
 
 
 class SettingsError(ValueError):
@@ -64,6 +78,7 @@ class Settings:
     log_format: str = "json"
     log_level: str = "INFO"
     db_pool_size: int = 10
+    db_pool_max_overflow: int = 10
     db_pool_timeout_s: float = 5.0
     db_statement_timeout_s: float = 30.0
     db_lock_timeout_s: float = 5.0
@@ -120,6 +135,13 @@ def _positive_int(raw: str) -> int:
 def _positive_float(raw: str) -> float:
     value = float(raw)
     if not value > 0:
+        raise ValueError
+    return value
+
+
+def _non_negative_int(raw: str) -> int:
+    value = int(raw)
+    if value < 0:
         raise ValueError
     return value
 
@@ -263,6 +285,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], object], str]] = {
         "a number of seconds, 0 or more (0: none)",
     ),
     "REQUEST_TIMEOUT_S": ("request_timeout_s", *_FLOAT),
+    "DB_POOL_MAX_OVERFLOW": ("db_pool_max_overflow", _non_negative_int, "an integer, 0 or more"),
     "WORKER_METRICS_PORT": ("worker_metrics_port", *_INT),
     "API_KEY_CACHE_S": ("api_key_cache_s", _non_negative_float, "a number of seconds, 0 or more"),
     "TRUSTED_PROXIES": ("trusted_proxies", str, "addresses separated by commas, or *"),
@@ -280,6 +303,7 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
         raw = _read_env(env, name)
         if raw is not None:
             values[attr] = _parse(name, raw, convert, rule)
+    _apply_passwords(env, values)
     if "llm_provider" not in values:
         values["llm_provider"] = "openai" if values.get("openai_api_key") else "offline"
     keyless = not values.get("openai_api_key") and not values.get("openai_base_url")
@@ -290,3 +314,30 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     if "log_level" in values:
         values["log_level"] = str(values["log_level"]).upper()
     return Settings(**values)  # type: ignore[arg-type]
+
+
+def _apply_passwords(env: Mapping[str, str], values: dict[str, object]) -> None:
+    """Put DATABASE_PASSWORD / CELERY_BROKER_PASSWORD into their URLs; in production
+    mode, refuse an empty or placeholder password (entrypoints.passwords)."""
+    given: set[str] = set()
+    for name, (url_name, attr) in PASSWORD_NAMES.items():
+        password = _read_env(env, name)
+        if password is None:
+            continue
+        url = values.get(attr)
+        if not isinstance(url, str) or url.startswith("sqlite"):
+            raise SettingsError(f"{name}: needs a {url_name} (without a password) to go into")
+        try:
+            values[attr] = with_password(url, password, url_name, name)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        given.add(name)
+    if values.get("celery_broker_url") is None:
+        return
+    for name, (url_name, attr) in PASSWORD_NAMES.items():
+        url = values.get(attr)
+        if isinstance(url, str):
+            try:
+                check_password(url, name if name in given else url_name)
+            except ValueError as exc:
+                raise SettingsError(str(exc)) from None

@@ -78,19 +78,20 @@ def make_engine(
     statement_timeout_s: float = STATEMENT_TIMEOUT_S,
     lock_timeout_s: float = LOCK_TIMEOUT_S,
     echo: bool = False,
+    max_overflow: int = 10,
 ) -> AsyncEngine:
     """An async engine for `url` (see `async_url`), tuned for its dialect.
 
     Bound parameters (job text, key hashes) never appear in error messages or logs.
     PostgreSQL: pre-ping, short connect / pool timeouts so that a database that
-    is down fails a request within seconds, TCP keepalives and a TCP user
-    timeout so that a vanished server is noticed, and `statement_timeout` /
-    `lock_timeout` on every session (0 leaves either off) so that a statement
-    stuck on a lock or a runaway query ends with an error instead of holding its
-    caller. None of these helps against a server that is stuck but still
-    acknowledges packets: the HTTP adapter's request deadline covers that.
-    SQLite: WAL, a busy timeout, foreign keys, and `BEGIN IMMEDIATE`
-    transactions (see `_tune_sqlite`).
+    is down fails a request within seconds, at most `pool_size + max_overflow`
+    connections, TCP keepalives and a TCP user timeout so that a vanished server
+    is noticed, and `statement_timeout` / `lock_timeout` on every session (0
+    leaves either off) so that a statement stuck on a lock or a runaway query
+    ends with an error instead of holding its caller. None of these helps against
+    a server that is stuck but still acknowledges packets: the HTTP adapter's
+    request deadline covers that. SQLite: WAL, a busy timeout, foreign keys, and
+    `BEGIN IMMEDIATE` transactions (see `_tune_sqlite`).
     """
     parsed = make_url(async_url(url))
     if _is_sqlite(parsed):
@@ -100,6 +101,7 @@ def make_engine(
         echo=echo,
         hide_parameters=True,  # an error's message never carries the bound values
         pool_size=pool_size,
+        max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
         pool_pre_ping=True,
         connect_args=postgres_connect_args(parsed, statement_timeout_s, lock_timeout_s),

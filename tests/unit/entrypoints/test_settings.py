@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 
@@ -85,6 +86,122 @@ def test_an_unreadable_secret_file_names_the_variable(tmp_path: Path) -> None:
 def test_secrets_do_not_show_in_repr() -> None:
     settings = load_settings({"OPENAI_API_KEY": "sk-very-secret"})
     assert "sk-very-secret" not in repr(settings)
+
+
+def test_pool_overflow_is_a_setting() -> None:
+    assert load_settings({}).db_pool_max_overflow == 10
+    assert load_settings({"DB_POOL_MAX_OVERFLOW": "0"}).db_pool_max_overflow == 0
+    with pytest.raises(SettingsError, match=r"^DB_POOL_MAX_OVERFLOW"):
+        load_settings({"DB_POOL_MAX_OVERFLOW": "-1"})
+
+
+# --- passwords apart from their URLs, and weak ones refused in production mode --
+
+STRONG = "Zq8#k/2@x%y:w"  # every URL-special character, so quoting is exercised
+PRODUCTION = {
+    "DATABASE_URL": "postgresql://guideline_app@postgres:5432/guideline",
+    "CELERY_BROKER_URL": "redis://redis:6379/0",
+}
+
+
+def test_passwords_from_files_go_into_the_urls(tmp_path: Path) -> None:
+    (tmp_path / "db").write_text(STRONG + "\n")
+    (tmp_path / "redis").write_text("r3dis-" + STRONG)
+    settings = load_settings(
+        PRODUCTION
+        | {
+            "DATABASE_PASSWORD_FILE": str(tmp_path / "db"),
+            "CELERY_BROKER_PASSWORD_FILE": str(tmp_path / "redis"),
+        }
+    )
+
+    db = urlsplit(settings.database_url)
+    broker = urlsplit(settings.celery_broker_url or "")
+    assert (db.username, unquote(db.password or "")) == ("guideline_app", STRONG)
+    assert (db.hostname, db.port, db.path) == ("postgres", 5432, "/guideline")
+    assert unquote(broker.password or "") == "r3dis-" + STRONG
+    assert (broker.hostname, broker.port, broker.path) == ("redis", 6379, "/0")
+
+
+def test_a_password_for_a_url_that_has_one_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^DATABASE_PASSWORD: DATABASE_URL has a password"):
+        load_settings(
+            {"DATABASE_URL": "postgresql://u:other@db/x", "DATABASE_PASSWORD": "a-real-one-9"}
+        )
+
+
+def test_a_password_without_its_url_is_refused() -> None:
+    with pytest.raises(SettingsError, match=r"^CELERY_BROKER_PASSWORD"):
+        load_settings({"CELERY_BROKER_PASSWORD": "a-real-one-9"})
+
+
+@pytest.mark.parametrize("placeholder", ["change-me", "CHANGE-ME", "password", "postgres", ""])
+@pytest.mark.parametrize("variable", ["DATABASE_PASSWORD", "CELERY_BROKER_PASSWORD"])
+def test_production_mode_refuses_empty_or_placeholder_passwords(
+    variable: str, placeholder: str
+) -> None:
+    good = {"DATABASE_PASSWORD": "db-" + STRONG, "CELERY_BROKER_PASSWORD": "mq-" + STRONG}
+    env = PRODUCTION | good | {variable: placeholder}
+    load_settings(PRODUCTION | good)  # the strong pair passes
+
+    url_name = "DATABASE_URL" if variable == "DATABASE_PASSWORD" else "CELERY_BROKER_URL"
+    # An empty variable means unset: the URL (with no password) is what is refused.
+    named = url_name if placeholder == "" else variable
+    with pytest.raises(SettingsError, match=f"^{named}: the password is") as refused:
+        load_settings(env)
+    if placeholder:
+        # One fixed message whatever the value: nothing of the secret shows.
+        with pytest.raises(SettingsError) as other:
+            load_settings(env | {variable: "changeme"})
+        assert str(refused.value) == str(other.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "url"),
+    [
+        ("DATABASE_URL", "postgresql://guideline:change-me@postgres:5432/guideline"),
+        ("DATABASE_URL", "postgresql://guideline:guideline@postgres:5432/guideline"),
+        ("DATABASE_URL", "postgresql://guideline@db.example.org/guideline"),
+        ("CELERY_BROKER_URL", "redis://:change-me@redis:6379/0"),
+        ("CELERY_BROKER_URL", "rediss://:@redis.example.org:6380/0"),
+    ],
+)
+def test_weak_passwords_in_the_urls_are_refused_without_echoing_them(name: str, url: str) -> None:
+    env = {
+        "DATABASE_URL": "postgresql://guideline:db-long-enough@pg/guideline",
+        "CELERY_BROKER_URL": "redis://:mq-long-enough@redis:6379/0",
+    } | {name: url}
+    with pytest.raises(SettingsError, match=f"^{name}: the password is") as refused:
+        load_settings(env)
+    assert url not in str(refused.value)
+    assert "change-me" not in str(refused.value)
+
+
+def test_embedded_mode_and_local_servers_may_go_without_passwords() -> None:
+    # Embedded mode (no broker) does not check; SQLite has no password.
+    load_settings({"DATABASE_URL": "postgresql://guideline:change-me@db/x"})
+    load_settings({"CELERY_BROKER_URL": "redis://:s3cure-enough@redis:6379/0"})
+    # A server on this host (loopback, Unix socket) is left to its local authentication.
+    load_settings(
+        {
+            "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x",
+            "CELERY_BROKER_URL": "redis://localhost:6379/7",
+        }
+    )
+    load_settings(
+        {
+            "DATABASE_URL": "postgresql://postgres@/x?host=/var/run/postgresql",
+            "CELERY_BROKER_URL": "redis://[::1]:6379/0",
+        }
+    )
+    # ... but never with a placeholder password.
+    with pytest.raises(SettingsError, match=r"^CELERY_BROKER_URL"):
+        load_settings(
+            {
+                "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/x",
+                "CELERY_BROKER_URL": "redis://:password@127.0.0.1:6379/7",
+            }
+        )
 
 
 def test_output_token_caps_default_per_step_and_are_read() -> None:
