@@ -119,3 +119,21 @@ def test_event_stream_and_long_poll_follow_a_job_run_by_a_worker(
     assert answer["status"] == "completed"
     assert waited < 25  # answered when the job finished, not at the deadline
     completed(answer)
+
+
+def test_a_cancel_in_the_api_stops_the_workers_llm_call(stack: Stack, stub: StubControl) -> None:
+    """Production mode: the cancel is committed by the API process; the worker hears
+    of it on the change feed and drops its call in flight at once."""
+    stub.configure(latency_ms=60_000)
+    with stack.client() as client:
+        event_id = submit(client).json()["event_id"]
+        deadline = time.monotonic() + 30
+        while stub.stats()["in_flight"] == 0:
+            assert time.monotonic() < deadline, "the LLM call never started"
+            time.sleep(0.05)
+        cancelled_at = time.monotonic()
+        assert client.post(f"/jobs/{event_id}/cancel").status_code == 200
+        while stub.stats()["in_flight"] > 0:
+            assert time.monotonic() - cancelled_at < 5, "the LLM call ran on after the cancel"
+            time.sleep(0.05)
+        assert client.get(f"/jobs/{event_id}").json()["status"] == "cancelled"

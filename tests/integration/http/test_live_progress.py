@@ -156,3 +156,35 @@ def test_the_event_stream_of_a_missing_or_foreign_job_is_404_before_any_stream(
         assert missing.status_code == 404
         assert missing.headers["content-type"].startswith("application/problem+json")
         assert client.get("/jobs/not-an-id/events").status_code == 404
+
+
+def test_a_cancel_stops_the_running_llm_call_within_a_second_or_so(
+    tmp_path: Path, openai_stub: StubServer
+) -> None:
+    """Embedded mode: the server hears of its own cancel and drops the call in flight
+    (the stub sees its client go away), long before the call would end."""
+    openai_stub.configure(latency_ms=60_000)
+    env = clean_env(
+        DATABASE_URL=f"sqlite:///{tmp_path}/cancel.sqlite3",
+        OPENAI_API_KEY="sk-test",
+        OPENAI_BASE_URL=openai_stub.url,
+        LOG_FORMAT="json",
+    )
+    key = make_key(env)
+    with (
+        served(env, tmp_path / "serve.log") as url,
+        httpx.Client(
+            base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=30
+        ) as client,
+    ):
+        event_id = client.post("/jobs", json={"input_text": "Wash hands."}).json()["event_id"]
+        deadline = time.monotonic() + 20
+        while openai_stub.stats()["in_flight"] == 0:
+            assert time.monotonic() < deadline, "the LLM call never started"
+            time.sleep(0.05)
+        cancelled_at = time.monotonic()
+        assert client.post(f"/jobs/{event_id}/cancel").status_code == 200
+        while openai_stub.stats()["in_flight"] > 0:
+            assert time.monotonic() - cancelled_at < 5, "the LLM call ran on after the cancel"
+            time.sleep(0.05)
+        assert client.get(f"/jobs/{event_id}").json()["status"] == "cancelled"
