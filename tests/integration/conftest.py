@@ -9,6 +9,7 @@ starts it). When it is unreachable the PostgreSQL tests FAIL, never skip.
                    dropped WITH (FORCE) afterwards.
 - `sqlite_url`     (function) a SQLite file in the test's tmp_path.
 - `openai_stub`    (function) the local OpenAI-compatible stub (tests/support), reset.
+- `receiver`       (function) a real HTTP receiver of callbacks (tests/support).
 
 URLs are given in the plain forms that DATABASE_URL accepts
 (`postgresql://...`, `sqlite:////abs/path`), not the async-driver forms.
@@ -24,7 +25,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
-from tests.support.fixtures import openai_stub, openai_stub_server  # noqa: F401
+from tests.support.fixtures import openai_stub, openai_stub_server, receiver  # noqa: F401
 
 PG_SERVER = os.environ.get("GI_TEST_PG_SERVER", "postgres@127.0.0.1:5432")
 

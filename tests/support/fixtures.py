@@ -1,6 +1,6 @@
 """Reusable pytest fixtures. Import the ones you need into a conftest:
 
-from tests.support.fixtures import openai_stub, openai_stub_server  # noqa: F401
+from tests.support.fixtures import openai_stub, openai_stub_server, receiver  # noqa: F401
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.support.openai_stub import StubServer
+from tests.support.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="session")
@@ -28,3 +29,13 @@ def openai_stub(openai_stub_server: StubServer) -> StubServer:
     """
     openai_stub_server.reset()
     return openai_stub_server
+
+
+@pytest.fixture
+def receiver() -> Iterator[WebhookReceiver]:
+    """A real HTTP receiver of callbacks on 127.0.0.1 (tests/support/webhook_receiver.py)."""
+    server = WebhookReceiver().start()
+    try:
+        yield server
+    finally:
+        server.stop()

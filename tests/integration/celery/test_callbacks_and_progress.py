@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -26,15 +26,6 @@ CALLBACKS = {
     "WEBHOOK_TIMEOUT_S": "2",
     "WEBHOOK_BACKOFF_BASE_S": "0.2",
 }
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

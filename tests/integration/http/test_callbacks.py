@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import dataclasses
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -36,15 +35,6 @@ def settings(settings: Settings) -> Settings:
         webhook_timeout_s=1.0,
         webhook_max_attempts=4,
     )
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 async def submit(client: Client, headers: Headers, url: str, text: str = "Wash hands.") -> str:

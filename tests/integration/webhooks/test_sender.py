@@ -9,7 +9,6 @@ from __future__ import annotations
 import base64
 import ipaddress
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import httpx
@@ -47,15 +46,6 @@ def resolver_to(*addresses: str):  # type: ignore[no-untyped-def]
         return list(addresses)
 
     return resolve
-
-
-@pytest.fixture
-def receiver() -> Iterator[WebhookReceiver]:
-    server = WebhookReceiver().start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def now() -> datetime:
