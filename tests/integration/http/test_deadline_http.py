@@ -30,16 +30,17 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def stuck_reads(container: Container) -> Iterator[None]:
+def container(container: Container) -> Iterator[Container]:
+    """The shared container with `get_job` stuck (before the app takes its use cases)."""
     container.get_job.override(providers.Object(StuckGetJob(container.uow_factory())))
     try:
-        yield
+        yield container
     finally:
         container.get_job.reset_override()
 
 
 async def test_a_stuck_read_answers_503_at_the_deadline(
-    client: Client, alice: dict[str, str], stuck_reads: None
+    client: Client, alice: dict[str, str]
 ) -> None:
     started = time.monotonic()
     response = await client.get(

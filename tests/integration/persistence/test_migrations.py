@@ -15,7 +15,7 @@ from adapters.persistence import downgrade, sync_url, upgrade
 from adapters.persistence.migrate import alembic_config
 from adapters.persistence.tables import metadata
 
-EXPECTED_TABLES = {"jobs", "api_keys", "outbox", "alembic_version"}
+EXPECTED_TABLES = {"jobs", "api_keys", "outbox", "callback_deliveries", "alembic_version"}
 
 
 def revisions(url: str) -> list[tuple[str, str]]:

@@ -72,6 +72,7 @@ def test_every_job_field_is_mapped() -> None:
         "summary", "checklist", "error", "attempts", "deliveries", "metadata", "usage",
         "callback_url", "idempotency_key", "request_fingerprint", "started_at",
         "finished_at", "lease_expires_at", "dispatched_at", "redispatches", "version",
+        "retries", "callback",
     }  # fmt: skip
     not_stored = {"events"}  # recorded at each change, published after commit
     assert {f.name for f in fields(Job)} - not_stored == mapped
@@ -336,7 +337,7 @@ async def test_find_unfinished_backs_off_by_how_often_a_pending_job_was_sent_aga
     async def due(*minutes: int) -> set[UUID]:
         cutoffs = [T0 + timedelta(minutes=m) for m in minutes]
         async with uow() as tx:
-            jobs = await tx.jobs.find_unfinished(cutoffs, T0, 10)
+            jobs = await tx.sweeps.find_unfinished(cutoffs, T0, 10)
         return {job.event_id for job in jobs}
 
     assert await due(1, 1, 1) == {fresh.event_id, once.event_id, often.event_id}
