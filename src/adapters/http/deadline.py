@@ -9,7 +9,9 @@ at once, and the task is cancelled without being waited for (it ends, and
 gives its connection back, in the background).
 
 Time spent waiting for the client's body does not count: the deadline bounds
-the server's own work, not a slow upload.
+the server's own work, not a slow upload. It bounds the time to the answer's
+start: an event stream, once started, runs as long as it runs; and a long poll
+(`?wait=S`, at most 60) gets S seconds more, since waiting is what it asked for.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Callable
+from urllib.parse import parse_qs
 
 import structlog
 from litestar.enums import ScopeType
@@ -63,6 +66,21 @@ def _forget(task: asyncio.Task[None]) -> None:
             task.exception()
 
 
+MAX_WAIT_S = 60.0
+
+
+def _long_poll_s(scope: Scope) -> float:
+    """The `wait` a GET asks for (0 when none or not a number; at most 60)."""
+    if scope.get("method") != "GET":
+        return 0.0
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    try:
+        wait = float(query.get("wait", ["0"])[-1])
+    except ValueError:
+        return 0.0
+    return min(max(wait, 0.0), MAX_WAIT_S) if wait == wait else 0.0
+
+
 def deadline_middleware(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
     """ASGI middleware answering 503 (with `Retry-After`) when a request's own work
     takes longer than `timeout_s`."""
@@ -103,10 +121,13 @@ def deadline_middleware(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
                 return now - begun - on_client
 
             begun = loop.time()
+            limit = timeout_s + _long_poll_s(scope)
             task = asyncio.ensure_future(app(scope, timed_receive, guarded_send))
             try:
-                while not task.done() and (left := timeout_s - work_time()) > 0:
-                    await asyncio.wait({task}, timeout=left)
+                while not task.done() and not started and (left := limit - work_time()) > 0:
+                    await asyncio.wait({task}, timeout=min(left, 0.5))
+                if started and not task.done():
+                    await task  # the answer has started (a stream): no deadline now
             except asyncio.CancelledError:
                 task.cancel()
                 raise
@@ -120,11 +141,10 @@ def deadline_middleware(timeout_s: float) -> Callable[[ASGIApp], ASGIApp]:
                 "request deadline exceeded",
                 method=scope.get("method"),
                 path=scope.get("path"),
-                timeout_s=timeout_s,
+                timeout_s=limit,
             )
-            if not started:  # else the response is cut short: the server closes it
-                await send(_START)
-                await send(_END)
+            await send(_START)
+            await send(_END)
 
         return handle
 

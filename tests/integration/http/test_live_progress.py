@@ -188,3 +188,24 @@ def test_a_cancel_stops_the_running_llm_call_within_a_second_or_so(
             assert time.monotonic() - cancelled_at < 5, "the LLM call ran on after the cancel"
             time.sleep(0.05)
         assert client.get(f"/jobs/{event_id}").json()["status"] == "cancelled"
+
+
+class TestUnderAShortRequestDeadline:
+    """REQUEST_TIMEOUT_S bounds a request's own work, not the wait a long poll asks for."""
+
+    @pytest.fixture
+    def settings(self, settings: Any) -> Any:
+        import dataclasses
+
+        return dataclasses.replace(settings, request_timeout_s=0.5)
+
+    async def test_a_long_poll_longer_than_the_deadline_is_answered_not_cut(
+        self, client: Client, alice: Headers, fake_llm: FakeLLM
+    ) -> None:
+        in_app(client, fake_llm.hold, "summarize")
+        event_id = await submit(client, alice)
+        started = time.monotonic()
+        response = await client.get(f"/jobs/{event_id}?wait=2", headers=alice)
+        assert response.status_code == 200, response.text
+        assert response.json()["status"] in ("pending", "processing")
+        assert time.monotonic() - started >= 1.9

@@ -111,13 +111,42 @@ async def test_the_servers_own_work_after_a_slow_body_still_has_its_deadline() -
     assert 0.9 <= elapsed < 2.0, elapsed
 
 
-async def test_an_answer_already_started_is_cut_short_not_replaced() -> None:
-    async def half_answer(scope: Any, receive: Any, send: Any) -> None:
-        await send({"type": "http.response.start", "status": 200, "headers": []})
-        await asyncio.Event().wait()
+async def test_an_answer_already_started_runs_on_past_the_deadline() -> None:
+    """An event stream starts at once and lasts: the deadline bounds the start only."""
 
-    sent = await _call(half_answer, 0.2, [])
-    assert [m.get("status") for m in sent] == [200]
+    async def stream(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await asyncio.sleep(0.6)  # three deadlines later
+        await send({"type": "http.response.body", "body": b"data: done", "more_body": False})
+
+    sent = await _call(stream, 0.2, [])
+    assert [m.get("status") for m in sent] == [200, None]
+    assert sent[-1]["body"] == b"data: done"
+
+
+async def _get(app: Any, timeout_s: float, query: bytes) -> Messages:
+    sent: Messages = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/jobs/x", "headers": [],
+             "query_string": query}  # fmt: skip
+    await deadline_middleware(timeout_s)(app)(scope, receive, send)
+    return sent
+
+
+@pytest.mark.parametrize(("query", "status"), [(b"wait=1", 200), (b"", 503), (b"wait=x", 503)])
+async def test_a_long_poll_gets_its_wait_on_top_of_the_deadline(query: bytes, status: int) -> None:
+    async def slow(scope: Any, receive: Any, send: Any) -> None:
+        await asyncio.sleep(0.6)
+        await _answer(send, 200)
+
+    sent = await _get(slow, 0.2, query)
+    assert sent[0]["status"] == status
 
 
 async def test_an_error_of_the_request_goes_up_unchanged() -> None:
