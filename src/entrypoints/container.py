@@ -157,6 +157,10 @@ def _relay(
     return resources.opened("outbox relay", relay, relay.flush)
 
 
+def _job_feed(settings: Settings, feed: object) -> object | None:
+    return feed if settings.embedded else None
+
+
 def _run_mode(settings: Settings) -> str:
     return "embedded" if settings.embedded else "celery"
 
@@ -219,7 +223,10 @@ class Container(containers.DeclarativeContainer):
             lease_s=settings.provided.job_lease_s,
             max_deliveries=settings.provided.max_deliveries,
         ),
-        feed=change_feed,
+        # Embedded mode: a cancel stops the step's LLM call at once (the in-process
+        # feed). Workers learn of it at the next heartbeat (lease/4): subscribing each
+        # running step to the Redis feed stalled some steps under load (bench/waiters.py).
+        feed=providers.Callable(_job_feed, settings, change_feed),
     )
 
     celery_app = providers.Singleton(_celery_app, settings)

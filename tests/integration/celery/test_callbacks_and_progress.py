@@ -113,8 +113,8 @@ def test_event_stream_and_long_poll_follow_a_job_run_by_a_worker(
 
 
 def test_a_cancel_in_the_api_stops_the_workers_llm_call(stack: Stack, stub: StubControl) -> None:
-    """Production mode: the cancel is committed by the API process; the worker hears
-    of it on the change feed and drops its call in flight at once."""
+    """Production mode: the cancel is committed by the API process; the worker learns
+    of it at its next heartbeat (JOB_LEASE_S / 4: 1 s here) and drops its call."""
     stub.configure(latency_ms=60_000)
     with stack.client() as client:
         event_id = submit(client).json()["event_id"]
