@@ -56,7 +56,7 @@ class _SeenJobs:
     def __init__(self, inner: JobStore, seen: list[Job]) -> None:
         self._inner = inner
         self._seen = seen
-        self.erased: set[object] = set()
+        self.erased: set[UUID] = set()
 
     async def add(self, job: Job) -> None:
         await self._inner.add(job)
@@ -121,12 +121,12 @@ class PublishingUnitOfWork:
 
     async def commit(self) -> None:
         if self._before_commit and self._seen:
-            erased = self._store.erased if self._store is not None else set()
+            erased: set[UUID] = self._store.erased if self._store is not None else set()
             living = [job for job in self._seen if job.event_id not in erased]
             for step in self._before_commit:
                 await step(self, living)
         await self._inner.commit()
-        changed: dict[object, Job] = {}
+        changed: dict[UUID, Job] = {}
         events: list[JobEvent] = []
         for job in self._seen:
             pulled = job.pull_events()

@@ -34,7 +34,7 @@ from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.webhooks.sender import HttpWebhookSender
 from application.events import announce_changes, count_statuses, publishing, schedule_callbacks
 from application.llm_retry import LLMRetryPolicy, RetrySettings
-from application.ports import JobDispatcher, ManagedDispatcher
+from application.ports import JobDispatcher, ManagedDispatcher, UnitOfWorkFactory
 from application.use_cases.api_keys import (
     AuthenticateApiKey,
     CreateApiKey,
@@ -147,18 +147,14 @@ def _redis_change_feed(resources: Resources, settings: Settings) -> RedisChangeF
 
 def _relay(
     resources: Resources,
-    uow_factory: object,
+    uow_factory: UnitOfWorkFactory,
     dispatcher: JobDispatcher,
     clock: SystemClock,
     metrics: PrometheusMetrics,
 ) -> RelayOutbox:
-    relay = RelayOutbox(uow_factory, dispatcher, clock, metrics=metrics)  # type: ignore[arg-type]
+    relay = RelayOutbox(uow_factory, dispatcher, clock, metrics=metrics)
     # Closed before the engine (opened after it): what the fast path published is marked sent.
     return resources.opened("outbox relay", relay, relay.flush)
-
-
-def _job_feed(settings: Settings, feed: object) -> object | None:
-    return feed if settings.embedded else None
 
 
 def _run_mode(settings: Settings) -> str:
@@ -226,7 +222,11 @@ class Container(containers.DeclarativeContainer):
         # Embedded mode: a cancel stops the step's LLM call at once (the in-process
         # feed). Workers learn of it at the next heartbeat (lease/4): subscribing each
         # running step to the Redis feed stalled some steps under load (bench/waiters.py).
-        feed=providers.Callable(_job_feed, settings, change_feed),
+        feed=providers.Selector(
+            providers.Callable(_run_mode, settings),
+            embedded=change_feed,
+            celery=providers.Object(None),
+        ),
     )
 
     celery_app = providers.Singleton(_celery_app, settings)

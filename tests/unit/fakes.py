@@ -93,7 +93,7 @@ class InMemoryJobRepository:
         return found
 
     async def lock_owner(self, owner: str) -> None:
-        return None  # units of work here never interleave between a check and a write
+        return None  # no await between the count and the write here: nothing can slip in
 
     async def get_by_idempotency_key(self, owner: str, key: str) -> Job | None:
         for job in self._unit.visible_jobs():
