@@ -9,7 +9,6 @@ by overriding a provider (`container.llm.override(...)`).
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from uuid import UUID, uuid4
 
@@ -27,7 +26,7 @@ from adapters.persistence.api_keys import SqlApiKeyStore
 from adapters.persistence.engine import make_engine
 from adapters.persistence.unit_of_work import sql_unit_of_work_factory
 from adapters.queue.celery_app import TaskName, create_celery_app, visibility_timeout_s
-from adapters.queue.celery_dispatcher import PUBLISH_THREADS, CeleryDispatcher
+from adapters.queue.celery_dispatcher import CeleryDispatcher
 from adapters.queue.inprocess import InProcessDispatcher
 from adapters.ratelimit.memory import MemoryRateLimiter
 from adapters.ratelimit.redis import RedisRateLimiter
@@ -117,11 +116,17 @@ def _celery_app(settings: Settings) -> Celery:
     )
 
 
-def _publisher_pool(resources: Resources) -> ThreadPoolExecutor:
-    pool = ThreadPoolExecutor(max_workers=PUBLISH_THREADS, thread_name_prefix="celery-publish")
-    return resources.opened(
-        "broker publisher pool", pool, lambda: pool.shutdown(wait=True, cancel_futures=True)
+def _celery_dispatcher(
+    resources: Resources, settings: Settings, celery_app: Celery
+) -> CeleryDispatcher:
+    assert settings.celery_broker_url is not None
+    dispatcher = CeleryDispatcher(
+        celery_app,
+        settings.celery_broker_url,
+        TaskName.PROCESS_JOB,
+        publish_timeout_s=PUBLISH_TIMEOUT_S,
     )
+    return resources.opened("broker publisher", dispatcher, dispatcher.aclose)
 
 
 def _redis_rate_limiter(resources: Resources, settings: Settings) -> RedisRateLimiter:
@@ -230,19 +235,12 @@ class Container(containers.DeclarativeContainer):
     )
 
     celery_app = providers.Singleton(_celery_app, settings)
-    publisher_pool = providers.Singleton(_publisher_pool, resources)
     dispatcher: providers.Provider[ManagedDispatcher] = providers.Selector(
         providers.Callable(_run_mode, settings),
         embedded=providers.Singleton(
             InProcessDispatcher, process_job.provided.execute, settings.provided.worker_concurrency
         ),
-        celery=providers.Singleton(
-            CeleryDispatcher,
-            celery_app,
-            publisher_pool,
-            TaskName.PROCESS_JOB,
-            publish_timeout_s=PUBLISH_TIMEOUT_S,
-        ),
+        celery=providers.Singleton(_celery_dispatcher, resources, settings, celery_app),
     )
 
     relay_outbox = providers.Singleton(_relay, resources, uow_factory, dispatcher, clock, metrics)

@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 import structlog
+import uvloop
 from celery import signals
 
 from adapters.observability.logging import configure_logging
@@ -55,7 +56,8 @@ class WorkerRuntime:
     def __init__(self, container: Container, settings: Settings) -> None:
         self.settings = settings
         self.container = container
-        self._loop = asyncio.new_event_loop()
+        # uvloop (as the API's uvicorn uses): a cheaper loop for hundreds of steps in flight.
+        self._loop = uvloop.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="job-loop", daemon=True)
         self._jobs: set[asyncio.Task[Any]] = set()
         self._chores = ChoreHost(c for c in container.chores() if c.name in JOB_HOST_CHORES)

@@ -125,13 +125,15 @@ class _Stats:
     by_kind: Counter[str] = field(default_factory=Counter)
     by_status: Counter[str] = field(default_factory=Counter)
     by_action: Counter[str] = field(default_factory=Counter)
+    # how many calls presented each bearer key (test keys only; "" = no bearer key)
+    by_key: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
 
     def clear(self) -> None:
         """Counters back to zero; calls still in flight stay counted."""
         self.calls = 0
-        for counter in (self.by_kind, self.by_status, self.by_action):
+        for counter in (self.by_kind, self.by_status, self.by_action, self.by_key):
             counter.clear()
         self.max_in_flight = self.in_flight
 
@@ -141,6 +143,7 @@ class _Stats:
             "by_kind": {"summary": 0, "checklist": 0, **self.by_kind},
             "by_status": dict(self.by_status),
             "by_action": dict(self.by_action),
+            "by_key": dict(self.by_key),
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
         }
@@ -237,6 +240,8 @@ async def _chat(state: StubState, request: web.Request) -> web.StreamResponse:
     elif config.latency_ms > 0:
         await asyncio.sleep(config.latency_ms / 1000)
     auth = request.headers.get("Authorization")
+    scheme, _, key = (auth or "").partition(" ")
+    state.stats.by_key[key if scheme == "Bearer" else ""] += 1
     if action == "drop":
         return await _drop_mid_response(request, _reply("ok", kind, body, config, request_id, auth))
     return _reply(action, kind, body, config, request_id, auth)

@@ -1,43 +1,41 @@
-"""The production dispatcher: one Celery task message per dispatch, over the broker.
+"""The production dispatcher: one Celery task message per dispatch, pushed to Redis in batches.
 
-Publishing with kombu is synchronous, so it runs on a small thread pool (the
-container's `publisher_pool` resource) and never blocks the event loop; a dead
-broker costs the caller at most `publish_timeout_s` and an
-`OSError`/`TimeoutError` (the outbox relay tries again later). The Celery app
-must be configured with short broker socket timeouts so that the publishing
-threads themselves do not hang either.
+The message is Celery's own (protocol 2, built by `app.amqp.as_task_v2`) in kombu's
+Redis envelope, pushed to the queue's list as kombu's Redis transport does (LPUSH;
+the worker BRPOPs the other end). What sets it apart from `send_task` is the
+transport: an asyncio Redis client on the event loop, no thread hop, and every
+dispatch made while a push is on its way goes out in the next single LPUSH (the
+profile showed kombu's per-message publish, a new Redis client object and a thread
+hop each, as the API's largest cost; see bench/README.md). A dead broker costs
+the caller at most `publish_timeout_s` and an `OSError`/`TimeoutError` (the
+outbox relay tries again later).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
-from concurrent.futures import Executor
+import base64
+import os
+import socket
+import uuid
+from typing import Any
 from uuid import UUID
 
+import msgspec
 import structlog
 from celery import Celery
-from kombu.exceptions import KombuError, OperationalError
+from redis import asyncio as aioredis
 from redis.exceptions import RedisError
 
-PUBLISH_THREADS = 8
-
-# What a failed publish may raise, by library; all of it means "the broker is not
-# taking messages now".
-_BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    KombuError,
-    OperationalError,
-    RedisError,
-    ConnectionError,
-)
+from adapters.queue.celery_app import QueueName
 
 
 class BrokerUnavailable(OSError):
-    """The broker did not take the message (translated from kombu/redis errors)."""
+    """The broker did not take the message (translated from redis errors)."""
 
 
 class CeleryDispatcher:
-    """`JobDispatcher`: sends `task_name` with args `[str(event_id)]`.
+    """`JobDispatcher`: sends `task_name` with args `[str(event_id)]` to `queue`.
 
     The current structlog `request_id` (bound by the HTTP layer) travels in the
     task's kwargs, so the worker logs the job under the request that made it.
@@ -48,46 +46,107 @@ class CeleryDispatcher:
     def __init__(
         self,
         celery_app: Celery,
-        publisher_pool: Executor,
+        broker_url: str,
         task_name: str,
+        queue: str = QueueName.JOBS,
         publish_timeout_s: float = 2.0,
     ) -> None:
         self._app = celery_app
-        self._executor = publisher_pool
         self._task_name = task_name
+        self._queue = queue
         self._timeout_s = publish_timeout_s
+        self._origin = f"{os.getpid()}@{socket.gethostname()}"
+        self._redis = aioredis.Redis.from_url(
+            broker_url,
+            socket_timeout=publish_timeout_s,
+            socket_connect_timeout=publish_timeout_s,
+        )
+        self._encoder = msgspec.json.Encoder()
+        self._batch: list[bytes] = []
+        self._waiters: list[asyncio.Future[None]] = []
+        self._pushing: set[asyncio.Task[None]] = set()
 
     async def start(self) -> None:
         """Nothing to start: the Celery workers run the jobs."""
 
     async def stop(self, grace_s: float) -> None:
-        """Nothing to stop: the publisher pool is a container resource."""
+        """Nothing to stop: `aclose` (a container resource) closes the client."""
+
+    async def aclose(self) -> None:
+        if self._pushing:
+            await asyncio.wait(list(self._pushing), timeout=self._timeout_s)
+        await self._redis.aclose()
 
     async def dispatch(self, event_id: UUID) -> None:
         request_id = structlog.contextvars.get_contextvars().get("request_id")
         kwargs = {"request_id": str(request_id)} if request_id else {}
         loop = asyncio.get_running_loop()
-        publish = functools.partial(self._publish, str(event_id), kwargs)
+        pushed: asyncio.Future[None] = loop.create_future()
+        self._batch.append(self.message(str(event_id), kwargs))
+        self._waiters.append(pushed)
+        if len(self._batch) == 1:  # the first of a batch starts its push (next loop turn)
+            task = loop.create_task(self._push())
+            self._pushing.add(task)
+            task.add_done_callback(self._pushing.discard)
         try:
             async with asyncio.timeout(self._timeout_s):
-                await loop.run_in_executor(self._executor, publish)
+                await pushed  # cancelled on timeout: its push then leaves it alone
         except TimeoutError:
             raise TimeoutError(
                 f"the broker did not take the message in {self._timeout_s}s"
             ) from None
 
-    def _publish(self, event_id: str, kwargs: dict[str, str]) -> None:
+    async def _push(self) -> None:
+        await asyncio.sleep(0)  # let the dispatches of this loop turn join the batch
+        batch, waiters = self._batch, self._waiters
+        self._batch, self._waiters = [], []
+        error: BaseException | None = None
         try:
-            self._app.send_task(
-                self._task_name,
-                args=[event_id],
-                kwargs=kwargs,
-                retry=False,
-                serializer="json",
-                ignore_result=True,
-            )
-        except _BROKER_ERRORS as exc:
-            # The message may carry the broker URL (and its password): keep the type only.
-            raise BrokerUnavailable(
-                f"the broker refused the message ({type(exc).__name__})"
-            ) from None
+            # LPUSH a b c leaves c at the head: BRPOP takes a first, in dispatch order.
+            await self._redis.lpush(self._queue, *batch)
+        except (RedisError, OSError) as exc:
+            # The error may carry the broker URL (and its password): keep the type only.
+            error = BrokerUnavailable(f"the broker refused the message ({type(exc).__name__})")
+        except BaseException as exc:  # cancelled at shutdown: the outbox still has them
+            error = BrokerUnavailable(f"the message was not sent ({type(exc).__name__})")
+            raise
+        finally:
+            for waiter in waiters:
+                if waiter.done():
+                    continue
+                if error is None:
+                    waiter.set_result(None)
+                else:
+                    waiter.set_exception(error)
+
+    def message(self, event_id: str, kwargs: dict[str, str]) -> bytes:
+        """The task message as kombu's Redis transport stores it in the queue's list."""
+        task_id = str(uuid.uuid4())
+        sent = self._app.amqp.as_task_v2(
+            task_id,
+            self._task_name,
+            args=(event_id,),
+            kwargs=kwargs,
+            origin=self._origin,
+            ignore_result=True,
+            argsrepr=repr([event_id]),
+            kwargsrepr=repr(kwargs),
+        )
+        body = self._encoder.encode(list(sent.body))
+        properties: dict[str, Any] = {
+            **sent.properties,
+            "delivery_mode": 2,  # persistent
+            "delivery_info": {"exchange": "", "routing_key": self._queue},
+            "priority": 0,
+            "body_encoding": "base64",
+            "delivery_tag": str(uuid.uuid4()),
+        }
+        return self._encoder.encode(
+            {
+                "body": base64.b64encode(body).decode("ascii"),
+                "content-encoding": "utf-8",
+                "content-type": "application/json",
+                "headers": sent.headers,
+                "properties": properties,
+            }
+        )

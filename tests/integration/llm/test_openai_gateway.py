@@ -36,6 +36,20 @@ async def test_summary_with_usage(gateway: OpenAIGateway, openai_stub: StubServe
     stats = openai_stub.stats()
     assert stats["calls"] == 1
     assert stats["by_kind"]["summary"] == 1
+    assert stats["by_key"] == {"test-key": 1}  # the bearer key went with the call
+
+
+async def test_the_request_body_is_what_the_api_expects(
+    gateway: OpenAIGateway, openai_stub: StubServer
+) -> None:
+    await gateway.summarize(GUIDELINE)
+    await gateway.write_checklist(SUMMARY, GUIDELINE)
+    summary_call, checklist_call = openai_stub.requests()
+    assert set(summary_call) == {"model", "messages", "max_completion_tokens"}
+    assert summary_call["model"] == "stub-model"
+    assert [m["role"] for m in summary_call["messages"]] == ["system", "user"]
+    assert set(checklist_call) == {"model", "messages", "max_completion_tokens", "response_format"}
+    assert checklist_call["response_format"]["json_schema"]["name"] == "checklist"
 
 
 async def test_guideline_is_data_in_the_user_message(

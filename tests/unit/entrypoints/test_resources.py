@@ -41,21 +41,20 @@ def _production(tmp: str) -> Container:
 
 async def test_the_container_registers_what_it_opens_and_one_call_closes_it(tmp_path) -> None:  # type: ignore[no-untyped-def]
     container = _production(str(tmp_path))
-    container.submit_job()  # engine, then the dispatcher's publisher pool
+    container.submit_job()  # engine, then the dispatcher's Redis client
     container.llm()
     container.rate_limiter()
     resources = container.resources()
     assert resources.names == [
         "database engine",
         "change feed Redis client",
-        "broker publisher pool",
+        "broker publisher",
         "outbox relay",
         "LLM client",
         "rate-limit Redis client",
     ]
     await shutdown(container)
     assert resources.names == []
-    assert container.publisher_pool()._shutdown  # the threads are gone
 
 
 def test_one_celery_app_per_container_shared_by_the_dispatcher(tmp_path) -> None:  # type: ignore[no-untyped-def]
