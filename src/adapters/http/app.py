@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
@@ -71,101 +71,63 @@ class OpenAPIDocument(JsonRenderPlugin):
         return self._document
 
 
-def _http_only(
-    wrap: Callable[[ASGIApp, Scope, Receive, Send], Awaitable[None]],
+def _request_context(
+    allowed_methods: Mapping[str, str], observe: RequestObserver | None
 ) -> Callable[[ASGIApp], ASGIApp]:
-    """An ASGI middleware factory that applies `wrap` to HTTP requests only."""
+    """One ASGI middleware for what every HTTP request gets (one wrapper, one `send`
+    hook: the profile counted each layer):
+
+    - a request id (from X-Request-ID or new) bound to the log context and echoed back;
+    - the RateLimit-* headers the rate-limit guard left in the request state;
+    - `Allow` corrected on Litestar's automatic OPTIONS answers: it lists only the
+      methods of the first handler registered on a path (e.g. `GET, OPTIONS` for
+      /jobs, without POST); `allowed_methods` maps each route's path template to its
+      full list;
+    - with `observe`, each request's method, route template, status and duration.
+    """
 
     def middleware(app: ASGIApp) -> ASGIApp:
         async def handle(scope: Scope, receive: Receive, send: Send) -> None:
             if scope["type"] != ScopeType.HTTP:
                 await app(scope, receive, send)
-            else:
-                await wrap(app, scope, receive, send)
+                return
+            started = time.perf_counter()
+            given = next((v for k, v in scope["headers"] if k == b"x-request-id"), b"")
+            text = given.decode("latin-1")
+            request_id = text if 0 < len(text) <= 128 and text.isprintable() else uuid.uuid4().hex
+            structlog.contextvars.clear_contextvars()
+            structlog.contextvars.bind_contextvars(request_id=request_id)
+            status = 500
+
+            async def send_wrapped(message: Message) -> None:
+                nonlocal status
+                if message["type"] == "http.response.start":
+                    status = message["status"]
+                    headers = list(message.get("headers", []))
+                    extra = scope.get("state", {}).get(EXTRA_HEADERS)
+                    if extra:
+                        headers.extend((k.lower().encode(), v.encode()) for k, v in extra.items())
+                    if status == 204 and scope.get("method") == "OPTIONS":
+                        allow = allowed_methods.get(scope.get("path_template") or "")
+                        if allow:
+                            headers = [(k, v) for k, v in headers if k.lower() != b"allow"]
+                            headers.append((b"allow", allow.encode()))
+                    headers.append((b"x-request-id", request_id.encode()))
+                    message["headers"] = headers
+                await send(message)
+
+            try:
+                await app(scope, receive, send_wrapped)
+            finally:
+                structlog.contextvars.clear_contextvars()
+                if observe is not None:
+                    route = scope.get("path_template") or "unmatched"
+                    elapsed = time.perf_counter() - started
+                    observe(str(scope.get("method", "GET")), route, status, elapsed)
 
         return handle
 
     return middleware
-
-
-async def _request_id(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Binds a request id (from X-Request-ID or new) to the log context and echoes it back."""
-    given = dict(scope["headers"]).get(b"x-request-id", b"").decode("latin-1")
-    request_id = given if 0 < len(given) <= 128 and given.isprintable() else uuid.uuid4().hex
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(request_id=request_id)
-
-    async def send_with_id(message: Message) -> None:
-        if message["type"] == "http.response.start":
-            message["headers"] = [
-                *message.get("headers", []),
-                (b"x-request-id", request_id.encode()),
-            ]
-        await send(message)
-
-    try:
-        await app(scope, receive, send_with_id)
-    finally:
-        structlog.contextvars.clear_contextvars()
-
-
-async def _rate_limit_headers(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-    """Adds the headers the rate-limit guard left in the request state (RateLimit-*)."""
-
-    async def send_with_headers(message: Message) -> None:
-        extra = scope.get("state", {}).get(EXTRA_HEADERS)
-        if message["type"] == "http.response.start" and extra:
-            message["headers"] = [
-                *message.get("headers", []),
-                *((k.lower().encode(), v.encode()) for k, v in extra.items()),
-            ]
-        await send(message)
-
-    await app(scope, receive, send_with_headers)
-
-
-def _allow_header(allowed_methods: Mapping[str, str]) -> Callable[[ASGIApp], ASGIApp]:
-    """Corrects `Allow` on Litestar's automatic OPTIONS answers: it lists only the methods
-    of the first handler registered on a path (e.g. `GET, OPTIONS` for /jobs, without
-    POST). `allowed_methods` maps each route's path template to its full list."""
-
-    async def fix(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("method") != "OPTIONS":
-            await app(scope, receive, send)
-            return
-
-        async def send_with_allow(message: Message) -> None:
-            allow = allowed_methods.get(scope.get("path_template") or "")
-            if message["type"] == "http.response.start" and message["status"] == 204 and allow:
-                headers = [(k, v) for k, v in message.get("headers", []) if k.lower() != b"allow"]
-                message["headers"] = [*headers, (b"allow", allow.encode())]
-            await send(message)
-
-        await app(scope, receive, send_with_allow)
-
-    return _http_only(fix)
-
-
-def _observed(observe: RequestObserver) -> Callable[[ASGIApp], ASGIApp]:
-    """Reports each request's method, route template, status and duration."""
-
-    async def measure(app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
-        started = time.perf_counter()
-        status = 500
-
-        async def send_observed(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await app(scope, receive, send_observed)
-        finally:
-            route = scope.get("path_template") or "unmatched"
-            observe(str(scope.get("method", "GET")), route, status, time.perf_counter() - started)
-
-    return _http_only(measure)
 
 
 def create_http_app(
@@ -185,10 +147,7 @@ def create_http_app(
     """Build the HTTP app; the /jobs routes get their use cases from `use_cases`.
     With `request_timeout_s`, a request whose work takes longer answers 503 (deadline.py)."""
     allowed_methods: dict[str, str] = {}
-    middleware = [_http_only(_request_id), _http_only(_rate_limit_headers)]
-    middleware.append(_allow_header(allowed_methods))
-    if observe_request is not None:
-        middleware.append(_observed(observe_request))
+    middleware = [_request_context(allowed_methods, observe_request)]
     if request_timeout_s:
         middleware.append(deadline_middleware(request_timeout_s))
     app = Litestar(
