@@ -129,9 +129,14 @@ def _celery_dispatcher(
     return resources.opened("broker publisher", dispatcher, dispatcher.aclose)
 
 
+PEEK_CACHE_S = 1.0
+
+
 def _redis_rate_limiter(resources: Resources, settings: Settings) -> RedisRateLimiter:
     assert settings.celery_broker_url is not None
-    limiter = RedisRateLimiter(settings.celery_broker_url)
+    # Every request peeks at its address's failed-authentication counter: keep what was
+    # read for a second (a block made by another API process shows within it).
+    limiter = RedisRateLimiter(settings.celery_broker_url, peek_cache_s=PEEK_CACHE_S)
     return resources.opened("rate-limit Redis client", limiter, limiter.aclose)
 
 

@@ -49,3 +49,23 @@ async def test_an_unreachable_redis_fails_open() -> None:
         assert (await limiter.hit("k", 1, 60)).allowed
     finally:
         await limiter.aclose()
+
+
+async def test_peeks_are_kept_for_the_cache_time_and_local_hits_update_them(prefix: str) -> None:
+    now = [0.0]
+    cached = RedisRateLimiter(URL, prefix, peek_cache_s=1.0, monotonic=lambda: now[0])
+    other = RedisRateLimiter(URL, prefix)  # another API process
+    try:
+        assert (await cached.peek("k", 2, 60)).remaining == 2
+        await other.hit("k", 2, 60)
+        await other.hit("k", 2, 60)
+        assert (await cached.peek("k", 2, 60)).allowed  # kept: the other's hits not seen yet
+        now[0] = 1.5
+        blocked = await cached.peek("k", 2, 60)  # read again: now past the budget
+        assert (blocked.allowed, blocked.remaining) == (False, 0)
+        assert (await cached.peek("j", 1, 60)).allowed
+        await cached.hit("j", 1, 60)  # a hit here counts at once, within the cache time
+        assert not (await cached.peek("j", 1, 60)).allowed
+    finally:
+        await cached.aclose()
+        await other.aclose()
