@@ -1,7 +1,7 @@
 """A deadline per request: an answer within a bound, whatever the work waits on.
 
 A database that freezes (it accepts connections and never answers) holds a
-request on a pooled connection's pre-ping, or on any statement, with no limit
+request on any statement (or a new connection's handshake), with no limit
 of its own; and cancelling psycopg mid-query waits up to ~10 s more for the
 server to acknowledge the cancel. So the request runs in its own task and is
 waited for at most `timeout_s`; past that the client gets 503 problem details

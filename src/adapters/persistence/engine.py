@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import select
 from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 _POSTGRES_NAMES = frozenset({"postgres", "postgresql", "postgresql+psycopg"})
@@ -83,29 +84,50 @@ def make_engine(
     """An async engine for `url` (see `async_url`), tuned for its dialect.
 
     Bound parameters (job text, key hashes) never appear in error messages or logs.
-    PostgreSQL: pre-ping, short connect / pool timeouts so that a database that
-    is down fails a request within seconds, at most `pool_size + max_overflow`
-    connections, TCP keepalives and a TCP user timeout so that a vanished server
-    is noticed, and `statement_timeout` / `lock_timeout` on every session (0
-    leaves either off) so that a statement stuck on a lock or a runaway query
-    ends with an error instead of holding its caller. None of these helps against
-    a server that is stuck but still acknowledges packets: the HTTP adapter's
-    request deadline covers that. SQLite: WAL, a busy timeout, foreign keys, and
+    PostgreSQL: a check of each pooled connection before use (no round trip, see
+    `_drop_dead_connections`), short connect / pool timeouts so that a database
+    that is down fails a request within seconds, at most `pool_size +
+    max_overflow` connections, TCP keepalives and a TCP user timeout so that a
+    vanished server is noticed, and `statement_timeout` / `lock_timeout` on every
+    session (0 leaves either off) so that a statement stuck on a lock or a
+    runaway query ends with an error instead of holding its caller. None of these
+    helps against a server that is stuck but still acknowledges packets: the HTTP
+    adapter's request deadline covers that. SQLite: WAL, a busy timeout, foreign keys, and
     `BEGIN IMMEDIATE` transactions (see `_tune_sqlite`).
     """
     parsed = make_url(async_url(url))
     if _is_sqlite(parsed):
         return _sqlite_engine(parsed, pool_size=pool_size, pool_timeout_s=pool_timeout_s, echo=echo)
-    return create_async_engine(
+    engine = create_async_engine(
         parsed,
         echo=echo,
         hide_parameters=True,  # an error's message never carries the bound values
         pool_size=pool_size,
         max_overflow=max_overflow,
         pool_timeout=pool_timeout_s,
-        pool_pre_ping=True,
         connect_args=postgres_connect_args(parsed, statement_timeout_s, lock_timeout_s),
     )
+    _drop_dead_connections(engine)
+    return engine
+
+
+def _drop_dead_connections(engine: AsyncEngine) -> None:
+    """A pooled connection is checked before use without a round trip (what
+    `pool_pre_ping` costs every unit of work): an idle connection has nothing to
+    read, so one that is readable has been closed or told something by the server
+    (a restart, `pg_terminate_backend`, an idle timeout) and is replaced; SQLAlchemy
+    retries the checkout with a new one. A server that vanished without a word is
+    found by the TCP settings and the statement timeout instead."""
+
+    @event.listens_for(engine.sync_engine, "checkout")
+    def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        connection = dbapi_connection.driver_connection  # psycopg's AsyncConnection
+        if connection is None or connection.closed or connection.broken:
+            raise DisconnectionError("the pooled connection is closed")
+        poller = select.poll()
+        poller.register(connection.pgconn.socket, select.POLLIN | select.POLLPRI)
+        if poller.poll(0):
+            raise DisconnectionError("the server closed or spoke on an idle connection")
 
 
 def postgres_connect_args(
