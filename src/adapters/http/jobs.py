@@ -117,8 +117,11 @@ def _location(view: JobView) -> dict[str, str]:
     return {"Location": f"/jobs/{view.event_id}"}
 
 
-def require_json_body(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-    """415 unless the body is declared as JSON (checked before the body is read)."""
+async def require_json_body(
+    connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler
+) -> None:
+    """415 unless the body is declared as JSON (checked before the body is read).
+    A coroutine: Litestar runs a plain function guard in a worker thread."""
     media_type = connection.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json" and not media_type.endswith("+json"):
         raise HTTPException(status_code=415, detail="Send the body as application/json.")

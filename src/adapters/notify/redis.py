@@ -45,6 +45,7 @@ class RedisChangeFeed:
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
         self._sending: set[asyncio.Task[None]] = set()
+        self._unsent: list[bytes] = []
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(_Message)
 
@@ -63,11 +64,17 @@ class RedisChangeFeed:
             )
             for c in changes
         ]
-        task = asyncio.get_running_loop().create_task(self._send(payloads))
-        self._sending.add(task)
-        task.add_done_callback(self._sending.discard)
+        # The commits of one loop turn go out together: one pipeline, not one each.
+        first = not self._unsent
+        self._unsent.extend(payloads)
+        if first:
+            task = asyncio.get_running_loop().create_task(self._send())
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
 
-    async def _send(self, payloads: list[bytes]) -> None:
+    async def _send(self) -> None:
+        await asyncio.sleep(0)  # let the rest of this loop turn's changes join
+        payloads, self._unsent = self._unsent, []
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for payload in payloads:
