@@ -257,18 +257,33 @@ class Bench:
         self.worker = next(p for p in stack.procs if p.name == "worker").popen.pid
         self.paused = False
         self.report = Report()
-        with self.db() as conn:
-            row = conn.execute("SELECT owner FROM api_keys LIMIT 1").fetchone()
-        assert row is not None
-        self.owner: str = row[0]
+        self._conn: psycopg.Connection | None = None
+        self.owner = str(self.scalar("SELECT owner FROM api_keys LIMIT 1"))
 
-    def db(self) -> psycopg.Connection:
-        return psycopg.connect(self.database_url, autocommit=True)
+    def query(self, query: str, *params: object) -> list[tuple[object, ...]]:
+        """Runs `query` on the bench's one connection (autocommit). PostgreSQL's
+        connection slots are shared with whatever else runs on this machine: when
+        they run out, it waits and tries again rather than losing the run."""
+        for attempt in range(30):
+            try:
+                if self._conn is None or self._conn.closed or self._conn.broken:
+                    self._conn = psycopg.connect(self.database_url, autocommit=True)
+                cursor = self._conn.execute(query, params)
+                return cursor.fetchall() if cursor.description else []
+            except psycopg.OperationalError as exc:
+                if attempt == 29:
+                    raise
+                print(f"    (database: {str(exc).strip().splitlines()[-1]}; retrying)", flush=True)
+                time.sleep(1)
+        raise AssertionError("unreachable")
 
     def scalar(self, query: str, *params: object) -> object:
-        with self.db() as conn:
-            row = conn.execute(query, params).fetchone()
-        return row[0] if row else None
+        rows = self.query(query, *params)
+        return rows[0][0] if rows else None
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
 
     def pause_worker(self) -> None:
         if not self.paused:
@@ -314,17 +329,15 @@ class Bench:
         for profiler in profilers:
             profiler.send_signal(signal.SIGINT)
             profiler.wait(60)
-        with self.db() as conn:
-            statuses = dict(
-                conn.execute(
-                    "SELECT status, count(*) FROM jobs WHERE created_at >= %s GROUP BY status",
-                    (started_at,),
-                ).fetchall()
+        statuses = {
+            str(status): int(count)
+            for status, count in self.query(
+                "SELECT status, count(*) FROM jobs WHERE created_at >= %s GROUP BY status",
+                started_at,
             )
-            last = conn.execute(
-                "SELECT max(finished_at) FROM jobs WHERE created_at >= %s", (started_at,)
-            ).fetchone()
-        finished_at = last[0] if last and last[0] else datetime.now(UTC)
+        }
+        last = self.scalar("SELECT max(finished_at) FROM jobs WHERE created_at >= %s", started_at)
+        finished_at = last if isinstance(last, datetime) else datetime.now(UTC)
         stats = self.stub.stats()
         run = JobsRun(
             jobs=total,
@@ -440,11 +453,11 @@ class Bench:
     def _forget_posted(self, since: object) -> None:
         """Deletes the jobs the POST phases made and their broker messages, so the
         worker does not run them when it resumes."""
-        with self.db() as conn:
-            conn.execute(
-                "DELETE FROM jobs WHERE owner = %s AND created_at >= %s AND status = 'pending'",
-                (self.owner, since),
-            )
+        self.query(
+            "DELETE FROM jobs WHERE owner = %s AND created_at >= %s AND status = 'pending'",
+            self.owner,
+            since,
+        )
         client = redis.Redis.from_url(self.redis_url)
         try:
             for key in client.scan_iter(match=f"{QueueName.JOBS}*"):
@@ -678,15 +691,14 @@ def main() -> int:
         empty: dict[str, Phase] = {}
         if "api" in args.parts:
             rows = bench.scalar("SELECT count(*) FROM jobs")
-            with bench.db() as conn:
-                ids = [
-                    str(row[0])
-                    for row in conn.execute(
-                        "SELECT event_id FROM jobs WHERE owner = %s AND status = 'completed' "
-                        "ORDER BY random() LIMIT 20000",
-                        (bench.owner,),
-                    )
-                ]
+            ids = [
+                str(row[0])
+                for row in bench.query(
+                    "SELECT event_id FROM jobs WHERE owner = %s AND status = 'completed' "
+                    "ORDER BY random() LIMIT 20000",
+                    bench.owner,
+                )
+            ]
             idle = bench.idle_api_cpu()
             print(
                 f"\n[3] the API alone (worker paused), {rows:,} jobs in the table; "
@@ -746,13 +758,11 @@ def main() -> int:
                 f"statuses {filled.by_status}; {filled.owner_rows:,} of the bench's owner"
             )
             started = time.perf_counter()
-            with bench.db() as conn:
-                conn.execute("VACUUM (ANALYZE) jobs")
-                conn.execute("VACUUM (ANALYZE) outbox")
-                conn.execute("CHECKPOINT")  # its writes are not left to land mid-phase
-                size = conn.execute("SELECT pg_total_relation_size('jobs')").fetchone()
+            bench.query("VACUUM (ANALYZE) jobs")
+            bench.query("VACUUM (ANALYZE) outbox")
+            bench.query("CHECKPOINT")  # its writes are not left to land mid-phase
             vacuum_s = time.perf_counter() - started
-            total_size = int(size[0]) if size else 0
+            total_size = int(bench.scalar("SELECT pg_total_relation_size('jobs')"))
             print(
                 f"    VACUUM ANALYZE + CHECKPOINT: {vacuum_s:.1f} s; jobs table with its indexes: "
                 f"{total_size / MB:,.0f} MB; GETs of {len(filled.sample_ids):,} "
@@ -792,6 +802,7 @@ def main() -> int:
     finally:
         if bench is not None:
             bench.resume_worker()
+            bench.close()
         if stack is not None:
             stack.close()
         if stub is not None:
