@@ -9,7 +9,8 @@ own id, owner, text, times and status:
 - owners: `owners` of them, the bench's key's owner one of them, in turn;
 - statuses: 95 % completed (the worker's summary and checklist), 2.5 % failed
   (an error, no result), 2 % cancelled, 0.25 % pending and 0.25 % processing
-  (recent, with a live lease: recovery has nothing to take while the bench runs);
+  (the newest rows of the fill; a processing one holds a lease for an hour, and
+  the bench keeps the worker paused, so recovery takes none of them);
 - a pending row has its outbox row, marked sent (it was dispatched);
 - 30 % carry an Idempotency-Key and its request fingerprint, as the CLI's do;
 - created over the 30 days before the oldest job already in the table, oldest
