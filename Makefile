@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: help install run test check lint types layers pytest unit services browser bench clean
+.PHONY: help install run test check lint types layers pytest unit services browser wrk bench clean
 
 help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -52,8 +52,12 @@ check: lint types layers pytest ## every check: ruff, mypy, layers, pytest
 
 test: check ## install and run every check (what CI runs)
 
-bench: install services ## production-mode throughput benchmark (prints figures)
-	$(BIN)/python bench/run_bench.py
+wrk: ## Debian's wrk, the load generator of `make bench`
+	@command -v wrk >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk; }
+	@command -v wrk >/dev/null || { echo "wrk is missing and could not be installed" >&2; exit 1; }
+
+bench: install services wrk ## production-mode benchmark: every figure of issue 13 (BENCH_ARGS="--quick", "--only api")
+	$(BIN)/python bench/run_bench.py $(BENCH_ARGS)
 
 clean: ## remove the venv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
