@@ -5,8 +5,8 @@ its `jobs` store remembers each job it added, saved or deleted. Just before the
 commit, the `before_commit` steps may write more in the same transaction (the
 callback delivery of a job that reached a terminal status: recorded with the
 status, so no crash loses it); after a successful commit the events those jobs
-recorded are handed to every handler (metrics, live-progress waiters). A
-transaction that rolls back publishes nothing.
+recorded are handed to every handler (metrics, live-progress waiters, the
+worker of a job taken from it). A transaction that rolls back publishes nothing.
 """
 
 from __future__ import annotations
@@ -29,10 +29,19 @@ from application.ports import (
     JobSweeps,
     Metrics,
     Outbox,
+    Revocation,
+    RevocationFeed,
     UnitOfWork,
     UnitOfWorkFactory,
 )
-from domain import TERMINAL_STATUSES, CallbackDelivery, Job, JobEvent, StatusChanged
+from domain import (
+    TERMINAL_STATUSES,
+    CallbackDelivery,
+    Job,
+    JobEvent,
+    JobStatus,
+    StatusChanged,
+)
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +190,37 @@ def announce_changes(feed: ChangeFeed, render: JobRenderer) -> EventHandler:
                 for job in committed.jobs
             ]
         )
+
+    return handle
+
+
+# Where a move out of processing goes when someone takes the job from its worker: a
+# cancel (a delete cancels first), or a hand-back to pending (a worker shutting down,
+# recovery of an expired lease, a takeover by another worker's claim). Completing and
+# failing are the running worker's own moves: nobody needs telling.
+TAKEN_AWAY = frozenset({JobStatus.CANCELLED, JobStatus.PENDING})
+
+
+def announce_revocations(feed: RevocationFeed) -> EventHandler:
+    """The handler that tells a job's worker, at once, of a committed change that took
+    the running job from it (so its LLM call stops without waiting for a heartbeat)."""
+
+    def handle(committed: Committed) -> None:
+        taken = {
+            event.event_id
+            for event in committed.events
+            if isinstance(event, StatusChanged)
+            and event.source is JobStatus.PROCESSING
+            and event.target in TAKEN_AWAY
+        }
+        if taken:
+            feed.publish(
+                [
+                    Revocation(job.event_id, job.attempts, job.status)
+                    for job in committed.jobs
+                    if job.event_id in taken
+                ]
+            )
 
     return handle
 

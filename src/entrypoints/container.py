@@ -19,8 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from adapters.http.schemas import callback_body, job_document
 from adapters.llm.offline import OfflineLLM
 from adapters.llm.openai_gateway import OpenAIGateway, make_openai_client
-from adapters.notify.local import LocalChangeFeed
+from adapters.notify.local import LocalChangeFeed, LocalRevocationFeed
 from adapters.notify.redis import RedisChangeFeed
+from adapters.notify.redis_revocations import RedisRevocationFeed
 from adapters.observability.metrics import PrometheusMetrics
 from adapters.persistence.api_keys import SqlApiKeyStore
 from adapters.persistence.engine import make_engine
@@ -31,7 +32,13 @@ from adapters.queue.inprocess import InProcessDispatcher
 from adapters.ratelimit.memory import MemoryRateLimiter
 from adapters.ratelimit.redis import RedisRateLimiter
 from adapters.webhooks.sender import HttpWebhookSender
-from application.events import announce_changes, count_statuses, publishing, schedule_callbacks
+from application.events import (
+    announce_changes,
+    announce_revocations,
+    count_statuses,
+    publishing,
+    schedule_callbacks,
+)
 from application.llm_retry import LLMRetryPolicy, RetrySettings
 from application.ports import JobDispatcher, ManagedDispatcher, UnitOfWorkFactory
 from application.use_cases.api_keys import (
@@ -155,6 +162,12 @@ def _redis_change_feed(resources: Resources, settings: Settings) -> RedisChangeF
     return resources.opened("change feed Redis client", feed, feed.aclose)
 
 
+def _redis_revocations(resources: Resources, settings: Settings) -> RedisRevocationFeed:
+    assert settings.celery_broker_url is not None
+    feed = RedisRevocationFeed(settings.celery_broker_url)
+    return resources.opened("revocation feed Redis clients", feed, feed.aclose)
+
+
 def _relay(
     resources: Resources,
     uow_factory: UnitOfWorkFactory,
@@ -186,12 +199,23 @@ class Container(containers.DeclarativeContainer):
         embedded=providers.Singleton(LocalChangeFeed),
         celery=providers.Singleton(_redis_change_feed, resources, settings),
     )
+    # A change that takes a running job from its worker (a cancel, a hand-back, a
+    # takeover) stops the step's LLM call at once: in-process in embedded mode; in
+    # production a small Redis channel of its own (no documents), one subscription
+    # per worker process. The heartbeat (lease/4) remains the fallback.
+    revocations = providers.Selector(
+        providers.Callable(_run_mode, settings),
+        embedded=providers.Singleton(LocalRevocationFeed),
+        celery=providers.Singleton(_redis_revocations, resources, settings),
+    )
     # Every unit of work records a terminal job's callback delivery in the same
     # transaction, then publishes its jobs' events after commit (metrics count
-    # them; live-progress waiters hear of the change).
+    # them; live-progress waiters hear of the change; so does the worker of a job
+    # taken from it).
     event_handlers = providers.List(
         providers.Callable(count_statuses, metrics),
         providers.Callable(announce_changes, change_feed, providers.Object(job_document)),
+        providers.Callable(announce_revocations, revocations),
     )
     before_commit = providers.List(providers.Callable(schedule_callbacks, ids))
     uow_factory = providers.Singleton(
@@ -229,14 +253,7 @@ class Container(containers.DeclarativeContainer):
             lease_s=settings.provided.job_lease_s,
             max_deliveries=settings.provided.max_deliveries,
         ),
-        # Embedded mode: a cancel stops the step's LLM call at once (the in-process
-        # feed). Workers learn of it at the next heartbeat (lease/4): subscribing each
-        # running step to the Redis feed stalled some steps under load (bench/waiters.py).
-        feed=providers.Selector(
-            providers.Callable(_run_mode, settings),
-            embedded=change_feed,
-            celery=providers.Object(None),
-        ),
+        revocations=revocations,
     )
 
     celery_app = providers.Singleton(_celery_app, settings)

@@ -1,13 +1,17 @@
-"""The in-process change feed: committed changes fan out to this process's waiters."""
+"""In-process feeds: committed changes fan out to this process's waiters, revocations
+to the runs of the jobs they took away."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Sequence
+import logging
+from collections.abc import AsyncIterator, Iterator, Sequence
 from uuid import UUID
 
-from application.ports import JobChange
+from application.ports import JobChange, Revocation, RevocationHandler
+
+log = logging.getLogger(__name__)
 
 QUEUE_LIMIT = 64  # a waiter that far behind loses old changes, never the latest
 
@@ -63,3 +67,41 @@ class LocalChangeFeed(LocalFanOut):
 
     def publish(self, changes: Sequence[JobChange]) -> None:
         self.deliver(changes)
+
+
+class RevocationFanOut:
+    """Who watches which job for revocations; `deliver` calls them. One loop only."""
+
+    def __init__(self) -> None:
+        self._heard: dict[UUID, list[RevocationHandler]] = {}
+
+    def deliver(self, revocations: Sequence[Revocation]) -> None:
+        for revocation in revocations:
+            for heard in tuple(self._heard.get(revocation.event_id, ())):
+                try:
+                    heard(revocation)
+                except Exception:  # one watcher's fault never reaches the others
+                    log.exception("revocation handler failed")
+
+    @property
+    def watching(self) -> int:
+        return sum(len(handlers) for handlers in self._heard.values())
+
+    @contextlib.contextmanager
+    def watch(self, event_id: UUID, heard: RevocationHandler) -> Iterator[None]:
+        self._heard.setdefault(event_id, []).append(heard)
+        try:
+            yield
+        finally:
+            handlers = self._heard.get(event_id)
+            if handlers is not None:
+                handlers.remove(heard)
+                if not handlers:
+                    del self._heard[event_id]
+
+
+class LocalRevocationFeed(RevocationFanOut):
+    """Implements `RevocationFeed` within one process (the embedded server)."""
+
+    def publish(self, revocations: Sequence[Revocation]) -> None:
+        self.deliver(revocations)

@@ -13,6 +13,7 @@ from application.ports.llm import Checklist, LLMGateway, Summary
 from application.ports.metrics import Metrics
 from application.ports.outbox import Outbox
 from application.ports.ratelimit import RateDecision, RateLimiter
+from application.ports.revocations import Revocation, RevocationFeed, RevocationHandler
 from application.ports.unit_of_work import UnitOfWork, UnitOfWorkFactory
 
 __all__ = [
@@ -38,6 +39,9 @@ __all__ = [
     "PageAfter",
     "RateDecision",
     "RateLimiter",
+    "Revocation",
+    "RevocationFeed",
+    "RevocationHandler",
     "SendResult",
     "Summary",
     "UnitOfWork",

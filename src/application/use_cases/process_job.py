@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from enum import StrEnum
@@ -18,11 +18,12 @@ from application.job_changes import change_job
 from application.lease_keeper import LeaseKeeper
 from application.llm_retry import LLMRetryPolicy
 from application.ports import (
-    ChangeFeed,
     Checklist,
     Clock,
     LLMGateway,
     Metrics,
+    Revocation,
+    RevocationFeed,
     Summary,
     UnitOfWork,
     UnitOfWorkFactory,
@@ -51,6 +52,33 @@ class _Lost(Exception):
     """The job is no longer ours: cancelled, deleted, or requeued to another worker."""
 
 
+class _Fate:
+    """Whether a run's job was taken from it: `lost` is set by a revocation notice of
+    the run's attempt, or by a heartbeat that finds the job no longer ours.
+
+    The watch starts before the claim, so a notice that comes while the claim commits
+    is kept until the run knows its attempt; notices about earlier attempts (late
+    ones) are ignored (`Revocation.takes`).
+    """
+
+    def __init__(self) -> None:
+        self.lost = asyncio.Event()
+        self._attempt: int | None = None
+        self._early: list[Revocation] = []
+
+    def heard(self, revocation: Revocation) -> None:
+        if self._attempt is None:
+            self._early.append(revocation)
+        elif revocation.takes(self._attempt):
+            self.lost.set()
+
+    def claimed(self, attempt: int) -> None:
+        self._attempt = attempt
+        early, self._early = self._early, []
+        for revocation in early:
+            self.heard(revocation)
+
+
 class ProcessJob:
     """Rules:
     - the job is claimed with a compare-and-set (status + version), by
@@ -62,7 +90,7 @@ class ProcessJob:
     - LLM faults follow the `LLMRetryPolicy`; a permanent one fails the job;
     - while a step runs, the `LeaseKeeper` renews the lease every lease/4;
     - a cancel (or delete, or takeover) committed while a step runs stops its LLM
-      call at once: the change feed tells, or at the latest the next heartbeat;
+      call at once: a revocation notice tells, or at the latest the next heartbeat;
     - if the run itself is cancelled (shutdown), the job is handed back to pending.
     """
 
@@ -75,9 +103,9 @@ class ProcessJob:
         metrics: Metrics,
         settings: ProcessSettings | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        feed: ChangeFeed | None = None,
+        revocations: RevocationFeed | None = None,
     ) -> None:
-        self._feed = feed
+        self._revocations = revocations
         self._uow_factory = uow_factory
         self._llm = llm
         self._clock = clock
@@ -88,25 +116,35 @@ class ProcessJob:
         self._keeper = LeaseKeeper(self._settings.lease_s / 4, sleep)
 
     async def execute(self, event_id: UUID) -> Outcome:
-        job = await self._claim(event_id)
-        if job is None:
-            return Outcome.SKIPPED
-        if job.status is JobStatus.FAILED:
-            return Outcome.FAILED
-        try:
-            return await self._run(job)
-        except _Lost:
-            log.info("job left alone: no longer ours", extra={"event_id": str(event_id)})
-            return Outcome.STOPPED
-        except asyncio.CancelledError:
-            await asyncio.shield(self._hand_back(job))
-            raise
+        fate = _Fate()
+        with self._watching(event_id, fate):
+            job = await self._claim(event_id)
+            if job is None:
+                return Outcome.SKIPPED
+            if job.status is JobStatus.FAILED:
+                return Outcome.FAILED
+            fate.claimed(job.attempts)
+            try:
+                return await self._run(job, fate.lost)
+            except _Lost:
+                log.info("job left alone: no longer ours", extra={"event_id": str(event_id)})
+                return Outcome.STOPPED
+            except asyncio.CancelledError:
+                await asyncio.shield(self._hand_back(job))
+                raise
 
-    async def _run(self, job: Job) -> Outcome:
+    def _watching(self, event_id: UUID, fate: _Fate) -> contextlib.AbstractContextManager[None]:
+        """Revocation notices of the job go to `fate` while the run lasts; without a
+        feed, the heartbeat alone finds out."""
+        if self._revocations is None:
+            return contextlib.nullcontext()
+        return self._revocations.watch(event_id, fate.heard)
+
+    async def _run(self, job: Job, lost: asyncio.Event) -> Outcome:
         try:
             if job.summary is None:
                 summary = await self._step(
-                    job, Step.SUMMARIZE, lambda: self._llm.summarize(job.input_text)
+                    job, Step.SUMMARIZE, lambda: self._llm.summarize(job.input_text), lost
                 )
                 job = await self._update(
                     job, lambda j: j.record_summary(summary.text, summary.usage, self._clock.now())
@@ -114,7 +152,10 @@ class ProcessJob:
             summary_text = job.summary
             assert summary_text is not None
             checklist = await self._step(
-                job, Step.CHECKLIST, lambda: self._llm.write_checklist(summary_text, job.input_text)
+                job,
+                Step.CHECKLIST,
+                lambda: self._llm.write_checklist(summary_text, job.input_text),
+                lost,
             )
             await self._update(
                 job,
@@ -174,11 +215,14 @@ class ProcessJob:
             raise _Lost
         return job
 
-    async def _step(self, job: Job, step: Step, call: Callable[[], Awaitable[T]]) -> T:
+    async def _step(
+        self, job: Job, step: Step, call: Callable[[], Awaitable[T]], lost: asyncio.Event
+    ) -> T:
+        """Run one step's LLM call (with its retries) under the heartbeat; `lost` (a
+        revocation notice, or a heartbeat) stops it at once."""
         started = time.monotonic()
         extra = {"event_id": str(job.event_id), "step": str(step)}
-        lost = asyncio.Event()  # set when the job is no longer ours, mid-step
-        async with self._keeper.kept(self._renewal(job, lost), extra), self._watching(job, lost):
+        async with self._keeper.kept(self._renewal(job, lost), extra):
             result = await self._unless_lost(self._retry.call(call, extra), lost)
         self._metrics.step_finished(step, time.monotonic() - started)
         log.debug(
@@ -204,30 +248,6 @@ class ProcessJob:
             return True
 
         return renew
-
-    @contextlib.asynccontextmanager
-    async def _watching(self, job: Job, lost: asyncio.Event) -> AsyncIterator[None]:
-        """Sets `lost` as soon as the change feed tells of a change that takes the job
-        from us (a cancel, a hand-back); without a feed, the heartbeat does it."""
-        if self._feed is None:
-            yield
-            return
-        async with self._feed.watch(job.event_id) as changes:
-
-            async def listen() -> None:
-                while True:
-                    change = await changes.next(3600)
-                    if change is not None and change.status is not JobStatus.PROCESSING:
-                        lost.set()
-                        return
-
-            listener = asyncio.create_task(listen())
-            try:
-                yield
-            finally:
-                listener.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await listener
 
     @staticmethod
     async def _unless_lost(work: Awaitable[T], lost: asyncio.Event) -> T:

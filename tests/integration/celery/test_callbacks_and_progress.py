@@ -12,7 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from standardwebhooks import Webhook
-from tests.integration.celery.celery_stack import Stack, StubControl
+from tests.integration.celery.celery_stack import PrivateRedis, Stack, StubControl
 from tests.integration.celery.test_celery_worker import completed, submit, wait_job
 from tests.support.webhook_receiver import WebhookReceiver
 
@@ -112,19 +112,63 @@ def test_event_stream_and_long_poll_follow_a_job_run_by_a_worker(
     completed(answer)
 
 
-def test_a_cancel_in_the_api_stops_the_workers_llm_call(stack: Stack, stub: StubControl) -> None:
-    """Production mode: the cancel is committed by the API process; the worker learns
-    of it at its next heartbeat (JOB_LEASE_S / 4: 1 s here) and drops its call."""
+def _started_call(stub: StubControl) -> None:
+    deadline = time.monotonic() + 30
+    while stub.stats()["in_flight"] == 0:
+        assert time.monotonic() < deadline, "the LLM call never started"
+        time.sleep(0.02)
+
+
+def _seconds_until_the_call_stops(stub: StubControl, limit_s: float) -> float:
+    """Seconds until the stub sees its one call in flight aborted by the worker."""
+    started = time.monotonic()
+    while stub.stats()["in_flight"] > 0:
+        elapsed = time.monotonic() - started
+        assert elapsed < limit_s, f"the LLM call ran on {elapsed:.1f}s after the cancel"
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def test_a_cancel_in_the_api_stops_the_workers_llm_call(
+    make_stack: Callable[..., Stack], stub: StubControl
+) -> None:
+    """Production mode: the cancel is committed by the API process, which announces it
+    on the revocation channel; the worker drops its call in flight within about a
+    second. The lease is long (60 s: the first heartbeat comes 15 s into the step), so
+    only the notice can stop the call that soon."""
+    stack = make_stack(JOB_LEASE_S="60")
+    stack.start_api()
+    worker = stack.start_worker()
     stub.configure(latency_ms=60_000)
     with stack.client() as client:
         event_id = submit(client).json()["event_id"]
-        deadline = time.monotonic() + 30
-        while stub.stats()["in_flight"] == 0:
-            assert time.monotonic() < deadline, "the LLM call never started"
-            time.sleep(0.05)
+        _started_call(stub)
         cancelled_at = time.monotonic()
         assert client.post(f"/jobs/{event_id}/cancel").status_code == 200
-        while stub.stats()["in_flight"] > 0:
-            assert time.monotonic() - cancelled_at < 5, "the LLM call ran on after the cancel"
-            time.sleep(0.05)
+        _seconds_until_the_call_stops(stub, limit_s=2.0)
+        stopped_after = time.monotonic() - cancelled_at
         assert client.get(f"/jobs/{event_id}").json()["status"] == "cancelled"
+    assert stopped_after < 2.0
+    assert stub.stats()["by_kind"] == {"summary": 1, "checklist": 0}
+    assert "job left alone: no longer ours" in worker.log()
+
+
+def test_with_redis_down_a_cancel_still_stops_the_call_at_the_next_heartbeat(
+    make_stack: Callable[..., Stack], stub: StubControl, private_redis: PrivateRedis
+) -> None:
+    """Redis (broker and notices) dies while the step's call runs: the cancel still
+    answers 200, nothing announces it, and the worker's next heartbeat (JOB_LEASE_S/4:
+    1 s here) finds the job cancelled and drops the call."""
+    stack = make_stack(broker=private_redis.url)
+    api = stack.start_api()
+    worker = stack.start_worker()
+    stub.configure(latency_ms=60_000)
+    with stack.client() as client:
+        event_id = submit(client).json()["event_id"]
+        _started_call(stub)
+        private_redis.stop()
+        assert client.post(f"/jobs/{event_id}/cancel").status_code == 200
+        _seconds_until_the_call_stops(stub, limit_s=4.0)
+        assert client.get(f"/jobs/{event_id}").json()["status"] == "cancelled"
+    assert worker.alive()
+    assert "revocation not announced" in api.log()  # the API's publish failed

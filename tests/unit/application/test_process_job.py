@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Sequence
 from uuid import UUID
 
 import pytest
@@ -19,16 +20,27 @@ from builders import (
     stored,
     update,
 )
-from fakes import FakeClock
+from fakes import FakeClock, RecordingDispatcher
 from tests.support.fake_llm import DEFAULT_USAGE, FakeLLM
 
+from adapters.notify.local import LocalRevocationFeed
 from application.errors import PermanentLLMError, TransientLLMError
+from application.events import announce_revocations, publishing
 from application.llm_retry import LLMRetryPolicy, RetrySettings
 from application.null_metrics import NoMetrics
-from application.ports import LLMGateway, Metrics, Summary
+from application.ports import (
+    LLMGateway,
+    Metrics,
+    Revocation,
+    Summary,
+    UnitOfWork,
+    UnitOfWorkFactory,
+)
 from application.use_cases.cancel_job import CancelJob
 from application.use_cases.delete_job import DeleteJob
 from application.use_cases.process_job import Outcome, ProcessJob, ProcessSettings
+from application.use_cases.recover_stuck_jobs import RecoverStuckJobs
+from application.use_cases.relay_outbox import RelayOutbox
 from domain import ErrorCode, JobResult, JobStatus, Step, Usage
 
 JOB_ID = UUID(int=7)
@@ -645,24 +657,242 @@ async def test_a_cancel_committed_after_the_step_and_before_its_save_is_kept(
     assert racing_llm.calls_of(Step.CHECKLIST) == []
 
 
+# -- revocation notices: a change that takes the job away stops the call at once --------
+
+
+class Notified:
+    """`uow` with revocations announced after each commit (as the container wires it),
+    on an in-process feed; `published` records every notice."""
+
+    def __init__(self, uow: Storage) -> None:
+        self.published: list[Revocation] = []
+        self.feed = LocalRevocationFeed()
+        self.units = publishing(uow, [announce_revocations(self)])
+
+    def publish(self, revocations: Sequence[Revocation]) -> None:
+        self.published.extend(revocations)
+        self.feed.publish(revocations)
+
+    def process(self, llm: LLMGateway, clock: FakeClock) -> ProcessJob:
+        """A worker that hears the notices (and gets no heartbeat during the test)."""
+        retry = LLMRetryPolicy(RETRY, NoMetrics(), Sleeps())
+        return ProcessJob(
+            self.units,
+            llm,
+            clock,
+            retry,
+            NoMetrics(),
+            SETTINGS,
+            sleep=Beats(),
+            revocations=self.feed,
+        )
+
+
+@pytest.fixture
+def notified(uow: Storage) -> Notified:
+    return Notified(uow)
+
+
+async def _running(
+    process: ProcessJob, llm: FakeLLM, step: Step = Step.SUMMARIZE
+) -> asyncio.Task[Outcome]:
+    """The run, once its `step` call is in flight (held: it never returns by itself)."""
+    llm.hold(step)
+    run = asyncio.create_task(process.execute(JOB_ID))
+    await llm.wait_entered(step)
+    return run
+
+
+@pytest.mark.parametrize("step", list(Step))
 @pytest.mark.usefixtures("pending")
 async def test_a_cancel_stops_the_running_llm_call_at_once(
-    uow: Storage, llm: FakeLLM, clock: FakeClock
+    notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock, step: Step
 ) -> None:
-    from adapters.notify.local import LocalChangeFeed
-    from application.events import announce_changes, publishing
+    run = await _running(notified.process(llm, clock), llm, step)
 
-    feed = LocalChangeFeed()
-    units = publishing(uow, [announce_changes(feed, lambda job: b"{}")])
-    retry = LLMRetryPolicy(RETRY, NoMetrics(), Sleeps())
-    process = ProcessJob(units, llm, clock, retry, NoMetrics(), SETTINGS, sleep=Beats(), feed=feed)
-    llm.hold(Step.SUMMARIZE)  # the call would never return by itself
-    run = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.SUMMARIZE)
-
-    await CancelJob(units, clock).execute("alice", JOB_ID)
+    await CancelJob(notified.units, clock).execute("alice", JOB_ID)
 
     assert await asyncio.wait_for(run, timeout=5) is Outcome.STOPPED  # no release needed
     job = await stored(uow, JOB_ID)
-    assert (job.status, job.summary) == (JobStatus.CANCELLED, None)
+    assert job.status is JobStatus.CANCELLED
+    assert (job.summary is not None) == (step is Step.CHECKLIST)
+    assert job.checklist is None
+    assert notified.published == [Revocation(JOB_ID, 1, JobStatus.CANCELLED)]
+    assert notified.feed.watching == 0  # the run's watch ended with it
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_delete_stops_the_running_llm_call_at_once(
+    notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    run = await _running(notified.process(llm, clock), llm)
+
+    await DeleteJob(notified.units, clock).execute("alice", JOB_ID)
+
+    assert await asyncio.wait_for(run, timeout=5) is Outcome.STOPPED
+    assert await found(uow, JOB_ID) is None
     assert llm.calls_of(Step.CHECKLIST) == []
+
+
+@pytest.mark.usefixtures("pending")
+async def test_recovery_of_an_expired_lease_stops_the_call_at_once(
+    notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    run = await _running(notified.process(llm, clock), llm)
+    clock.advance(61)  # the worker missed its heartbeats: the lease ran out
+
+    recover = RecoverStuckJobs(
+        notified.units, RelayOutbox(notified.units, RecordingDispatcher(), clock), clock
+    )
+    assert await recover.execute() == 1
+
+    assert await asyncio.wait_for(run, timeout=5) is Outcome.STOPPED
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.attempts) == (JobStatus.PENDING, 1)  # left for the next worker
+    assert notified.published == [Revocation(JOB_ID, 1, JobStatus.PENDING)]
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_takeover_stops_the_old_workers_call_and_not_the_new_ones(
+    notified: Notified, uow: Storage, clock: FakeClock
+) -> None:
+    slow_llm = FakeLLM(summary="Slow summary.")
+    first = await _running(notified.process(slow_llm, clock), slow_llm)
+    clock.advance(61)
+
+    # The new worker hears its own takeover too (while its claim commits): not its loss.
+    fast = notified.process(FakeLLM(summary="Fast summary.", checklist=["Dry hands."]), clock)
+    assert await fast.execute(JOB_ID) is Outcome.COMPLETED
+
+    assert await asyncio.wait_for(first, timeout=5) is Outcome.STOPPED  # never released
+    job = await stored(uow, JOB_ID)
+    assert (job.status, job.summary, job.attempts) == (JobStatus.COMPLETED, "Fast summary.", 2)
+    assert notified.published == [Revocation(JOB_ID, 2, JobStatus.PROCESSING)]
+
+
+async def test_a_late_notice_about_an_earlier_attempt_leaves_the_run_alone(
+    notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    """Notices cross processes and may arrive late: the first attempt's cancel, heard
+    while the retried job's second attempt runs, is not a cancel of that attempt."""
+    job = a_job(JobStatus.CANCELLED, event_id=JOB_ID, now=clock.now(), input_text=TEXT)
+    job.retry(clock.now())
+    await seed(uow, job)
+    run = await _running(notified.process(llm, clock), llm)
+
+    notified.feed.publish([Revocation(JOB_ID, 1, JobStatus.CANCELLED)])
+    await asyncio.sleep(0.01)
+    assert not run.done()
+    llm.release(Step.SUMMARIZE)
+
+    assert await run is Outcome.COMPLETED
+    assert (await stored(uow, JOB_ID)).attempts == 2
+
+
+@pytest.mark.usefixtures("pending")
+async def test_notices_of_other_jobs_leave_the_run_alone(
+    notified: Notified, llm: FakeLLM, clock: FakeClock
+) -> None:
+    run = await _running(notified.process(llm, clock), llm)
+
+    notified.feed.publish([Revocation(UUID(int=8), 1, JobStatus.CANCELLED)])
+    await asyncio.sleep(0.01)
+    assert not run.done()
+    llm.release(Step.SUMMARIZE)
+
+    assert await run is Outcome.COMPLETED
+
+
+class _CancelRightAfterFirstCommit:
+    """Units of `base`; the first one to commit (the claim) is followed at once, before
+    the claimer goes on, by the owner's cancel (its notice comes mid-claim)."""
+
+    def __init__(self, base: UnitOfWorkFactory, cancel: CancelJob) -> None:
+        self._base = base
+        self._cancel = cancel
+        self._first = True
+
+    def __call__(self) -> UnitOfWork:
+        unit = self._base()
+        if self._first:
+            self._first = False
+            commit = unit.commit
+
+            async def commit_then_cancel() -> None:
+                await commit()
+                await self._cancel.execute("alice", JOB_ID)
+
+            unit.commit = commit_then_cancel  # type: ignore[method-assign]
+        return unit
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_notice_heard_while_the_claim_commits_still_stops_the_run(
+    notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    racing = _CancelRightAfterFirstCommit(notified.units, CancelJob(notified.units, clock))
+    retry = LLMRetryPolicy(RETRY, NoMetrics(), Sleeps())
+    process = ProcessJob(
+        racing, llm, clock, retry, NoMetrics(), SETTINGS, sleep=Beats(), revocations=notified.feed
+    )
+    llm.hold(Step.SUMMARIZE)
+
+    assert await asyncio.wait_for(process.execute(JOB_ID), timeout=5) is Outcome.STOPPED
+    assert (await stored(uow, JOB_ID)).status is JobStatus.CANCELLED
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_shutdown_hand_back_is_announced(
+    notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    run = await _running(notified.process(llm, clock), llm)
+
+    run.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await run
+
+    assert (await stored(uow, JOB_ID)).status is JobStatus.PENDING
+    assert notified.published == [Revocation(JOB_ID, 1, JobStatus.PENDING)]
+
+
+@pytest.mark.usefixtures("pending")
+async def test_without_a_notice_the_heartbeat_still_stops_the_call(
+    uow: Storage, llm: FakeLLM, clock: FakeClock
+) -> None:
+    """The notice lost (Redis down, say): the next heartbeat finds the job cancelled."""
+    beats = Beats()
+    process = build(uow, llm, clock, beats=beats)  # no revocation feed at all
+    run = await _running(process, llm)
+
+    await CancelJob(uow, clock).execute("alice", JOB_ID)
+    await asyncio.sleep(0.01)
+    assert not run.done()  # nothing told it yet
+    beats.beat()
+
+    assert await asyncio.wait_for(run, timeout=5) is Outcome.STOPPED  # never released
+    assert (await stored(uow, JOB_ID)).status is JobStatus.CANCELLED
+
+
+@pytest.mark.usefixtures("pending")
+async def test_a_whole_run_announces_no_revocation(
+    notified: Notified, llm: FakeLLM, clock: FakeClock
+) -> None:
+    assert await notified.process(llm, clock).execute(JOB_ID) is Outcome.COMPLETED
+    assert notified.published == []
+    assert notified.feed.watching == 0
+
+
+@pytest.mark.parametrize(
+    ("attempt", "status", "takes"),
+    [
+        (1, JobStatus.CANCELLED, True),  # our attempt cancelled (or deleted)
+        (1, JobStatus.PENDING, True),  # our attempt handed back
+        (2, JobStatus.PROCESSING, True),  # taken over by a later attempt
+        (3, JobStatus.PENDING, True),  # ... and handed back since
+        (1, JobStatus.PROCESSING, False),  # our own claim (a takeover we made)
+        (0, JobStatus.CANCELLED, False),  # an earlier attempt's cancel, heard late
+        (0, JobStatus.PENDING, False),
+    ],
+)
+def test_which_notices_take_attempt_one(attempt: int, status: JobStatus, takes: bool) -> None:
+    assert Revocation(JOB_ID, attempt, status).takes(1) is takes

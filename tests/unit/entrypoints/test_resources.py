@@ -48,6 +48,7 @@ async def test_the_container_registers_what_it_opens_and_one_call_closes_it(tmp_
     assert resources.names == [
         "database engine",
         "change feed Redis client",
+        "revocation feed Redis clients",
         "broker publisher",
         "outbox relay",
         "LLM client",
