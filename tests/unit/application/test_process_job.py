@@ -882,6 +882,14 @@ async def test_a_whole_run_announces_no_revocation(
     assert notified.feed.watching == 0
 
 
+@pytest.mark.usefixtures("pending")
+async def test_a_cancel_of_a_job_no_worker_runs_announces_no_revocation(
+    notified: Notified, clock: FakeClock
+) -> None:
+    await CancelJob(notified.units, clock).execute("alice", JOB_ID)
+    assert notified.published == []
+
+
 @pytest.mark.parametrize(
     ("attempt", "status", "takes"),
     [
