@@ -10,6 +10,7 @@ by overriding a provider (`container.llm.override(...)`).
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 from uuid import UUID, uuid4
 
 from celery import Celery
@@ -18,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from adapters.http.schemas import callback_body, job_document
 from adapters.llm.offline import OfflineLLM
-from adapters.llm.openai_gateway import OpenAIGateway, make_openai_client
+
+if TYPE_CHECKING:
+    from adapters.llm.openai_gateway import OpenAIGateway
 from adapters.notify.local import LocalChangeFeed, LocalRevocationFeed
 from adapters.notify.redis import RedisChangeFeed
 from adapters.notify.redis_revocations import RedisRevocationFeed
@@ -95,6 +98,10 @@ def _engine(resources: Resources, settings: Settings) -> AsyncEngine:
 
 
 def _openai_gateway(resources: Resources, settings: Settings) -> OpenAIGateway:
+    # Imported here: the `openai` package (~50 MB of modules and models) is loaded
+    # only by a process that makes LLM calls, never by the API.
+    from adapters.llm.openai_gateway import OpenAIGateway, make_openai_client
+
     client = make_openai_client(
         api_key=settings.openai_api_key or "unused",
         base_url=settings.openai_base_url,
