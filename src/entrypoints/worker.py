@@ -98,6 +98,9 @@ class WorkerRuntime:
     # -- on the loop ----------------------------------------------------------
 
     async def _start(self) -> None:
+        # Built before the first message, not by it: the job use case with its LLM
+        # client (the `openai` import, TLS context, connection pool) and engine.
+        self.container.process_job()
         if self.settings.worker_metrics_port:
             self.container.metrics().serve(self.settings.worker_metrics_port)
         await self._chores.start()
