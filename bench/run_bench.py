@@ -408,6 +408,7 @@ class Bench:
                 "--rate",
                 "200",
                 "--threads",
+                "--gil",  # only samples that hold the GIL: where the CPU goes
                 "--subprocesses",
                 "--nonblocking",
             ]
