@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from adapters.notify.redis import RedisChangeFeed
@@ -41,3 +42,20 @@ async def test_an_unreachable_redis_loses_the_announcement_and_nothing_fails() -
         feed.publish([JobChange(uuid.uuid4(), 1, JobStatus.PENDING, None, b"{}")])
     finally:
         await feed.aclose()  # waits for the failed send: it logs, it does not raise
+
+
+async def test_a_send_cancelled_before_it_ran_does_not_stop_later_announcements() -> None:
+    sender, receiver = RedisChangeFeed(URL), RedisChangeFeed(URL)
+    event_id = uuid.uuid4()
+    change = JobChange(event_id, 1, JobStatus.PENDING, None, b"{}")
+    try:
+        async with receiver.watch(event_id) as stream:
+            sender.publish([change])
+            assert sender._sender is not None
+            sender._sender.cancel()  # a loop shutting down, say
+            await asyncio.sleep(0)
+            sender.publish([change])  # a later commit is still announced
+            assert await stream.next(5.0) == change
+    finally:
+        await sender.aclose()
+        await receiver.aclose()

@@ -69,3 +69,17 @@ async def test_peeks_are_kept_for_the_cache_time_and_local_hits_update_them(pref
     finally:
         await cached.aclose()
         await other.aclose()
+
+
+async def test_hits_keep_no_cache_of_their_own(prefix: str) -> None:
+    """Only counters this process peeks at are kept: a rate-limit hit does not fill the
+    cache, and a later peek at that counter reads Redis."""
+    cached = RedisRateLimiter(URL, prefix, peek_cache_s=60.0)
+    other = RedisRateLimiter(URL, prefix)
+    try:
+        await cached.hit("x", 2, 60)
+        await other.hit("x", 2, 60)
+        assert not (await cached.peek("x", 2, 60)).allowed  # both hits seen
+    finally:
+        await cached.aclose()
+        await other.aclose()

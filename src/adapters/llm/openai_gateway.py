@@ -192,7 +192,7 @@ class OpenAIGateway:
         # The body is already in the wire's shape (plain JSON values), so it goes through
         # the client's documented `post` rather than `chat.completions.create`, which
         # walks every parameter through the SDK's type transform first (the largest
-        # share of the worker's CPU in the profile, bench/README). The request path,
+        # share of the worker's CPU in the profile, README "Benchmarks"). The request path,
         # auth, timeouts and error types are the SDK's own either way.
         body: dict[str, Any] = {
             "model": self._model,

@@ -44,7 +44,7 @@ class RedisChangeFeed:
         self._local = LocalFanOut()
         self._listener: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
-        self._sending: set[asyncio.Task[None]] = set()
+        self._sender: asyncio.Task[None] | None = None
         self._unsent: list[bytes] = []
         self._encoder = msgspec.json.Encoder()
         self._decoder = msgspec.json.Decoder(_Message)
@@ -64,17 +64,22 @@ class RedisChangeFeed:
             )
             for c in changes
         ]
-        # The commits of one loop turn go out together: one pipeline, not one each.
-        first = not self._unsent
+        # One sender at a time, in commit order; what is committed while it sends
+        # goes out in its next pipeline (one per loop turn, not one per commit).
         self._unsent.extend(payloads)
-        if first:
-            task = asyncio.get_running_loop().create_task(self._send())
-            self._sending.add(task)
-            task.add_done_callback(self._sending.discard)
+        if self._sender is None or self._sender.done():  # done: cancelled before it ran
+            self._sender = asyncio.get_running_loop().create_task(self._send_all())
 
-    async def _send(self) -> None:
-        await asyncio.sleep(0)  # let the rest of this loop turn's changes join
-        payloads, self._unsent = self._unsent, []
+    async def _send_all(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the rest of this loop turn's changes join
+            while self._unsent:
+                payloads, self._unsent = self._unsent, []
+                await self._send(payloads)
+        finally:
+            self._sender = None
+
+    async def _send(self, payloads: list[bytes]) -> None:
         try:
             async with self._redis.pipeline(transaction=False) as pipe:
                 for payload in payloads:
@@ -128,6 +133,6 @@ class RedisChangeFeed:
             self._listener.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._listener
-        if self._sending:
-            await asyncio.wait(list(self._sending), timeout=2)
+        if self._sender is not None:
+            await asyncio.wait([self._sender], timeout=2)
         await self._redis.aclose()

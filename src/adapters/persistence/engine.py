@@ -5,6 +5,7 @@ from __future__ import annotations
 import select
 from typing import Any
 
+import psycopg
 from sqlalchemy import event
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DisconnectionError
@@ -115,9 +116,10 @@ def _drop_dead_connections(engine: AsyncEngine) -> None:
     """A pooled connection is checked before use without a round trip (what
     `pool_pre_ping` costs every unit of work): an idle connection has nothing to
     read, so one that is readable has been closed or told something by the server
-    (a restart, `pg_terminate_backend`, an idle timeout) and is replaced; SQLAlchemy
-    retries the checkout with a new one. A server that vanished without a word is
-    found by the TCP settings and the statement timeout instead."""
+    (a restart, `pg_terminate_backend`, an idle timeout) and is replaced: SQLAlchemy
+    reconnects that pool slot (twice at most) before handing it out. A server that
+    vanished without a word is found by the TCP settings and the statement timeout
+    instead."""
 
     @event.listens_for(engine.sync_engine, "checkout")
     def _on_checkout(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -125,8 +127,12 @@ def _drop_dead_connections(engine: AsyncEngine) -> None:
         if connection is None or connection.closed or connection.broken:
             raise DisconnectionError("the pooled connection is closed")
         poller = select.poll()
-        poller.register(connection.pgconn.socket, select.POLLIN | select.POLLPRI)
-        if poller.poll(0):
+        try:
+            poller.register(connection.pgconn.socket, select.POLLIN | select.POLLPRI)
+            readable = bool(poller.poll(0))
+        except (OSError, psycopg.Error) as error:  # no socket any more
+            raise DisconnectionError("the pooled connection has no socket") from error
+        if readable:
             raise DisconnectionError("the server closed or spoke on an idle connection")
 
 

@@ -6,9 +6,9 @@ the worker BRPOPs the other end). What sets it apart from `send_task` is the
 transport: an asyncio Redis client on the event loop, no thread hop, and every
 dispatch made while a push is on its way goes out in the next single LPUSH (the
 profile showed kombu's per-message publish, a new Redis client object and a thread
-hop each, as the API's largest cost; see bench/README.md). A dead broker costs
-the caller at most `publish_timeout_s` and an `OSError`/`TimeoutError` (the
-outbox relay tries again later).
+hop each, as the API's largest cost; README "Benchmarks"). One push is in flight
+at a time. A dead broker costs the caller at most `publish_timeout_s` and an
+`OSError`/`TimeoutError` (the outbox relay tries again later).
 """
 
 from __future__ import annotations
@@ -25,13 +25,12 @@ import msgspec
 import structlog
 from celery import Celery
 from redis import asyncio as aioredis
-from redis.exceptions import RedisError
 
 from adapters.queue.celery_app import QueueName
 
 
 class BrokerUnavailable(OSError):
-    """The broker did not take the message (translated from redis errors)."""
+    """The broker did not take the message (whatever the client raised, by type only)."""
 
 
 class CeleryDispatcher:
@@ -64,7 +63,7 @@ class CeleryDispatcher:
         self._encoder = msgspec.json.Encoder()
         self._batch: list[bytes] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._pushing: set[asyncio.Task[None]] = set()
+        self._pusher: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Nothing to start: the Celery workers run the jobs."""
@@ -73,8 +72,8 @@ class CeleryDispatcher:
         """Nothing to stop: `aclose` (a container resource) closes the client."""
 
     async def aclose(self) -> None:
-        if self._pushing:
-            await asyncio.wait(list(self._pushing), timeout=self._timeout_s)
+        if self._pusher is not None:
+            await asyncio.wait([self._pusher], timeout=self._timeout_s)
         await self._redis.aclose()
 
     async def dispatch(self, event_id: UUID) -> None:
@@ -84,10 +83,10 @@ class CeleryDispatcher:
         pushed: asyncio.Future[None] = loop.create_future()
         self._batch.append(self.message(str(event_id), kwargs))
         self._waiters.append(pushed)
-        if len(self._batch) == 1:  # the first of a batch starts its push (next loop turn)
-            task = loop.create_task(self._push())
-            self._pushing.add(task)
-            task.add_done_callback(self._pushing.discard)
+        # One push at a time; it takes what queued meanwhile. (A task cancelled before
+        # it ran never reaches its `finally`: hence `done()`.)
+        if self._pusher is None or self._pusher.done():
+            self._pusher = loop.create_task(self._push_all())
         try:
             async with asyncio.timeout(self._timeout_s):
                 await pushed  # cancelled on timeout: its push then leaves it alone
@@ -96,28 +95,35 @@ class CeleryDispatcher:
                 f"the broker did not take the message in {self._timeout_s}s"
             ) from None
 
-    async def _push(self) -> None:
-        await asyncio.sleep(0)  # let the dispatches of this loop turn join the batch
-        batch, waiters = self._batch, self._waiters
-        self._batch, self._waiters = [], []
-        error: BaseException | None = None
+    async def _push_all(self) -> None:
+        try:
+            await asyncio.sleep(0)  # let the dispatches of this loop turn join the batch
+            while self._batch:
+                batch, waiters = self._batch, self._waiters
+                self._batch, self._waiters = [], []
+                await self._push(batch, waiters)
+        finally:
+            self._pusher = None
+
+    async def _push(self, batch: list[bytes], waiters: list[asyncio.Future[None]]) -> None:
+        failure: str | None = None
         try:
             # LPUSH a b c leaves c at the head: BRPOP takes a first, in dispatch order.
             await self._redis.lpush(self._queue, *batch)
-        except (RedisError, OSError) as exc:
+        except Exception as exc:  # any failure: the outbox relay tries again later
             # The error may carry the broker URL (and its password): keep the type only.
-            error = BrokerUnavailable(f"the broker refused the message ({type(exc).__name__})")
-        except BaseException as exc:  # cancelled at shutdown: the outbox still has them
-            error = BrokerUnavailable(f"the message was not sent ({type(exc).__name__})")
+            failure = f"the broker refused the message ({type(exc).__name__})"
+        except BaseException:  # cancelled at shutdown: the outbox still has them
+            failure = "the message was not sent (shutting down)"
             raise
         finally:
             for waiter in waiters:
                 if waiter.done():
                     continue
-                if error is None:
+                if failure is None:
                     waiter.set_result(None)
                 else:
-                    waiter.set_exception(error)
+                    waiter.set_exception(BrokerUnavailable(failure))
 
     def message(self, event_id: str, kwargs: dict[str, str]) -> bytes:
         """The task message as kombu's Redis transport stores it in the queue's list."""

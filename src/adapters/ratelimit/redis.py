@@ -47,7 +47,13 @@ class RedisRateLimiter:
             return
         if len(self._seen) >= PEEK_CACHE_MAX:
             self._seen.clear()
-        self._seen[name] = (self._monotonic() + self._peek_cache_s, hits)
+        # Counts only grow within a window: a read that finished after a later hit
+        # (racing requests) must not put an older, lower count back.
+        kept = self._seen.get(name)
+        self._seen[name] = (
+            self._monotonic() + self._peek_cache_s,
+            max(hits, kept[1]) if kept is not None else hits,
+        )
 
     async def hit(self, key: str, limit: int, window_s: int) -> RateDecision:
         now = time.time()
@@ -62,7 +68,8 @@ class RedisRateLimiter:
         except (RedisError, OSError):
             log.warning("rate limiter unavailable; request allowed")
             return RateDecision(True, limit, limit, reset)
-        self._remember(name, int(hits))
+        if name in self._seen:  # a counter peeked at here: keep it current
+            self._remember(name, int(hits))
         return RateDecision(int(hits) <= limit, limit, max(limit - int(hits), 0), reset)
 
     async def peek(self, key: str, limit: int, window_s: int) -> RateDecision:

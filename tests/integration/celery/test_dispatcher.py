@@ -109,3 +109,24 @@ def test_a_dead_broker_is_an_os_error_within_the_timeout() -> None:
             await dispatcher.aclose()
 
     assert asyncio.run(dispatch()) < 1.5
+
+
+def test_a_push_cancelled_before_it_ran_does_not_stop_later_dispatches(broker_url: str) -> None:
+    app = create_celery_app(broker_url, 3600)
+    client = redis.Redis.from_url(broker_url)
+
+    async def dispatch_twice() -> None:
+        dispatcher = CeleryDispatcher(app, broker_url, TaskName.PROCESS_JOB, publish_timeout_s=1.0)
+        try:
+            first = asyncio.ensure_future(dispatcher.dispatch(uuid.UUID(EVENT_ID)))
+            await asyncio.sleep(0)  # the first dispatch has started its push ...
+            assert dispatcher._pusher is not None
+            dispatcher._pusher.cancel()  # ... which is cancelled (a loop shutting down)
+            with pytest.raises((BrokerUnavailable, TimeoutError, asyncio.CancelledError)):
+                await first
+            await dispatcher.dispatch(uuid.UUID(EVENT_ID))  # the next one still goes out
+        finally:
+            await dispatcher.aclose()
+
+    asyncio.run(dispatch_twice())
+    assert len(_queued(client)) >= 1
