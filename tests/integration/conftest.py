@@ -10,6 +10,10 @@ starts it). When it is unreachable the PostgreSQL tests FAIL, never skip.
 - `sqlite_url`     (function) a SQLite file in the test's tmp_path.
 - `openai_stub`    (function) the local OpenAI-compatible stub (tests/support), reset.
 - `receiver`       (function) a real HTTP receiver of callbacks (tests/support).
+- `private_redis`  (function) a Redis of this test's own (no persistence), started;
+                   tests may stop and start it.
+- `stub`           (function) the OpenAI-compatible stub as a child process (no
+                   latency; tests set theirs with `stub.configure(latency_ms=...)`).
 
 URLs are given in the plain forms that DATABASE_URL accepts
 (`postgresql://...`, `sqlite:////abs/path`), not the async-driver forms.
@@ -25,6 +29,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from psycopg import sql
+from tests.integration.celery.celery_stack import PrivateRedis, StubControl
 from tests.support.fixtures import openai_stub, openai_stub_server, receiver  # noqa: F401
 
 PG_SERVER = os.environ.get("GI_TEST_PG_SERVER", "postgres@127.0.0.1:5432")
@@ -61,3 +66,22 @@ def pg_url(pg_admin_url: str) -> Iterator[str]:
 def sqlite_url(tmp_path: Path) -> str:
     """A SQLite database file (not created yet) in the test's tmp_path."""
     return f"sqlite:///{tmp_path / 'guideline-ingest.sqlite3'}"
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
+    server = PrivateRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def stub(tmp_path: Path) -> Iterator[StubControl]:
+    control = StubControl(tmp_path)
+    try:
+        yield control
+    finally:
+        control.close()

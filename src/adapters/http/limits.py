@@ -58,24 +58,25 @@ async def refuse_blocked_address(
 ) -> None:
     """429 before any key is looked at, for an address past its failed-authentication
     budget: its requests then cost no database read, whatever key they bring."""
-    limit = limits.auth_failures_per_min if limits is not None else None
-    if limits is None or limit is None:
-        return
-    key = f"authfail:{_hashed(client_address(connection))}"
-    decision = await limits.limiter.peek(key, limit, WINDOW_S)
-    if not decision.allowed:
-        raise _too_many_failures(limit, decision)
+    await _auth_failures(limits, connection, count=False)
 
 
 async def count_failed_authentication(
     limits: RateLimits | None, connection: ASGIConnection[Any, Any, Any, Any]
 ) -> None:
     """Count one failed authentication of this address; 429 when that one is past the budget."""
+    await _auth_failures(limits, connection, count=True)
+
+
+async def _auth_failures(
+    limits: RateLimits | None, connection: ASGIConnection[Any, Any, Any, Any], *, count: bool
+) -> None:
     limit = limits.auth_failures_per_min if limits is not None else None
     if limits is None or limit is None:
         return
     key = f"authfail:{_hashed(client_address(connection))}"
-    decision = await limits.limiter.hit(key, limit, WINDOW_S)
+    check = limits.limiter.hit if count else limits.limiter.peek
+    decision = await check(key, limit, WINDOW_S)
     if not decision.allowed:
         raise _too_many_failures(limit, decision)
 

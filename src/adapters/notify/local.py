@@ -7,12 +7,14 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
+from typing import Generic, TypeVar
 from uuid import UUID
 
 from application.ports import JobChange, Revocation, RevocationHandler
 
 log = logging.getLogger(__name__)
 
+_W = TypeVar("_W")
 QUEUE_LIMIT = 64  # a waiter that far behind loses old changes, never the latest
 
 
@@ -33,33 +35,51 @@ class _Stream:
         self.queue.put_nowait(change)
 
 
+class _ByJob(Generic[_W]):
+    """Watchers by job id: what both fan-outs keep. One loop only."""
+
+    def __init__(self) -> None:
+        self._by_job: dict[UUID, list[_W]] = {}
+
+    def of(self, event_id: UUID) -> tuple[_W, ...]:
+        return tuple(self._by_job.get(event_id, ()))
+
+    def __len__(self) -> int:
+        return sum(len(watchers) for watchers in self._by_job.values())
+
+    @contextlib.contextmanager
+    def added(self, event_id: UUID, watcher: _W) -> Iterator[None]:
+        self._by_job.setdefault(event_id, []).append(watcher)
+        try:
+            yield
+        finally:
+            watchers = self._by_job.get(event_id)
+            if watchers is not None:
+                watchers.remove(watcher)
+                if not watchers:
+                    del self._by_job[event_id]
+
+
 class LocalFanOut:
     """Waiters by job; `deliver` hands each change to the job's waiters. One loop only."""
 
     def __init__(self) -> None:
-        self._waiters: dict[UUID, set[_Stream]] = {}
+        self._waiters: _ByJob[_Stream] = _ByJob()
 
     def deliver(self, changes: Sequence[JobChange]) -> None:
         for change in changes:
-            for stream in self._waiters.get(change.event_id, ()):
+            for stream in self._waiters.of(change.event_id):
                 stream.offer(change)
 
     @property
     def waiting(self) -> int:
-        return sum(len(streams) for streams in self._waiters.values())
+        return len(self._waiters)
 
     @contextlib.asynccontextmanager
     async def watch(self, event_id: UUID) -> AsyncIterator[_Stream]:
         stream = _Stream()
-        self._waiters.setdefault(event_id, set()).add(stream)
-        try:
+        with self._waiters.added(event_id, stream):
             yield stream
-        finally:
-            streams = self._waiters.get(event_id)
-            if streams is not None:
-                streams.discard(stream)
-                if not streams:
-                    del self._waiters[event_id]
 
 
 class LocalChangeFeed(LocalFanOut):
@@ -73,11 +93,11 @@ class RevocationFanOut:
     """Who watches which job for revocations; `deliver` calls them. One loop only."""
 
     def __init__(self) -> None:
-        self._heard: dict[UUID, list[RevocationHandler]] = {}
+        self._heard: _ByJob[RevocationHandler] = _ByJob()
 
     def deliver(self, revocations: Sequence[Revocation]) -> None:
         for revocation in revocations:
-            for heard in tuple(self._heard.get(revocation.event_id, ())):
+            for heard in self._heard.of(revocation.event_id):
                 try:
                     heard(revocation)
                 except Exception:  # one watcher's fault never reaches the others
@@ -85,19 +105,12 @@ class RevocationFanOut:
 
     @property
     def watching(self) -> int:
-        return sum(len(handlers) for handlers in self._heard.values())
+        return len(self._heard)
 
-    @contextlib.contextmanager
-    def watch(self, event_id: UUID, heard: RevocationHandler) -> Iterator[None]:
-        self._heard.setdefault(event_id, []).append(heard)
-        try:
-            yield
-        finally:
-            handlers = self._heard.get(event_id)
-            if handlers is not None:
-                handlers.remove(heard)
-                if not handlers:
-                    del self._heard[event_id]
+    def watch(
+        self, event_id: UUID, heard: RevocationHandler
+    ) -> contextlib.AbstractContextManager[None]:
+        return self._heard.added(event_id, heard)
 
 
 class LocalRevocationFeed(RevocationFanOut):

@@ -2,8 +2,7 @@
 
 - `broker_url`  a database of the local Redis (127.0.0.1:6379) unique to this test
                 run, flushed before each test.
-- `stub`        the OpenAI-compatible stub server as a child process (no latency;
-                tests set theirs with `stub.configure(latency_ms=...)`).
+- `stub`, `private_redis` come from tests/integration/conftest.py.
 - `make_stack`  builds a `Stack` (PostgreSQL database of this test, the broker, the
                 stub, short leases), migrated and with an API key; tests start its
                 workers and API. Every process is killed at the end of the test.
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import redis
-from tests.integration.celery.celery_stack import PrivateRedis, Stack, StubControl
+from tests.integration.celery.celery_stack import Stack, StubControl
 
 LOCAL_REDIS = ("127.0.0.1", 6379)
 # Redis databases 7..15 are left to the tests; one per test run (pytest-xdist safe enough).
@@ -47,25 +46,6 @@ def broker_url() -> str:
     client.flushdb()
     client.close()
     return f"redis://{LOCAL_REDIS[0]}:{LOCAL_REDIS[1]}/{REDIS_DB}"
-
-
-@pytest.fixture
-def stub(tmp_path: Path) -> Iterator[StubControl]:
-    control = StubControl(tmp_path)
-    try:
-        yield control
-    finally:
-        control.close()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 @pytest.fixture

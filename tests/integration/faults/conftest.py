@@ -5,9 +5,9 @@
                   A test that stops it must start it again (`PrivatePostgres.start`
                   is a no-op while it runs; every test starts it again in its finally).
 - `pg_database`   (function) a fresh database on that server, as a DATABASE_URL.
-- `private_redis` (function) a Redis of its own (no persistence): stopping it loses
-                  every queued message, as a restart of an unpersisted Redis would.
-- `stub`          (function) the OpenAI-compatible stub as a child process.
+- `private_redis`, `stub` (tests/integration/conftest.py) a Redis of the test's own
+                  (stopping it loses every queued message, as a restart of an
+                  unpersisted Redis would) and the OpenAI-compatible stub process.
 - `make_stack`    (function) a `Stack` on those three, migrated, with an API key and
                   short recovery settings; tests start its API and workers. Every
                   process is stopped (killed if need be) at the end of the test.
@@ -51,25 +51,6 @@ def private_pg() -> Iterator[PrivatePostgres]:
 def pg_database(private_pg: PrivatePostgres) -> str:
     private_pg.start()  # in case an earlier test left it stopped
     return private_pg.create_database()
-
-
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    server = PrivateRedis(tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def stub(tmp_path: Path) -> Iterator[StubControl]:
-    control = StubControl(tmp_path)
-    try:
-        yield control
-    finally:
-        control.close()
 
 
 @pytest.fixture

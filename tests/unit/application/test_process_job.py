@@ -72,6 +72,16 @@ class Beats:
         self._beats.put_nowait(None)
 
 
+async def held_in(
+    process: ProcessJob, llm: FakeLLM, step: Step = Step.SUMMARIZE
+) -> asyncio.Task[Outcome]:
+    """A run of the job, started and waited for until it is in `step`'s (held) LLM call."""
+    llm.hold(step)
+    task = asyncio.create_task(process.execute(JOB_ID))
+    await llm.wait_entered(step)
+    return task
+
+
 def build(
     uow: Storage,
     llm: LLMGateway,
@@ -138,9 +148,7 @@ async def test_both_steps_run_and_the_job_completes(
 async def test_the_summary_is_saved_before_the_checklist_runs(
     process: ProcessJob, uow: Storage, llm: FakeLLM
 ) -> None:
-    llm.hold(Step.CHECKLIST)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.CHECKLIST)
+    task = await held_in(process, llm, Step.CHECKLIST)
 
     job = await stored(uow, JOB_ID)
     assert job.status is JobStatus.PROCESSING
@@ -288,9 +296,7 @@ async def test_the_last_allowed_delivery_still_runs(
 async def test_a_cancel_during_step_one_is_never_overwritten(
     process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    llm.hold(Step.SUMMARIZE)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.SUMMARIZE)
+    task = await held_in(process, llm, Step.SUMMARIZE)
 
     await CancelJob(uow, clock).execute("alice", JOB_ID)
     llm.release(Step.SUMMARIZE)
@@ -306,9 +312,7 @@ async def test_a_cancel_during_step_one_is_never_overwritten(
 async def test_a_cancel_during_step_two_keeps_the_summary(
     process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    llm.hold(Step.CHECKLIST)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.CHECKLIST)
+    task = await held_in(process, llm, Step.CHECKLIST)
 
     await CancelJob(uow, clock).execute("alice", JOB_ID)
     llm.release(Step.CHECKLIST)
@@ -325,9 +329,7 @@ async def test_a_cancel_during_step_two_keeps_the_summary(
 async def test_a_job_deleted_mid_run_is_not_recreated(
     process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    llm.hold(Step.SUMMARIZE)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.SUMMARIZE)
+    task = await held_in(process, llm, Step.SUMMARIZE)
 
     await DeleteJob(uow, clock).execute("alice", JOB_ID)
     llm.release(Step.SUMMARIZE)
@@ -342,9 +344,7 @@ async def test_a_job_deleted_while_failing_is_not_recreated(
     process: ProcessJob, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
     llm.fail_next(Step.SUMMARIZE, PermanentLLMError(ErrorCode.LLM_REJECTED, "no"))
-    llm.hold(Step.SUMMARIZE)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.SUMMARIZE)
+    task = await held_in(process, llm, Step.SUMMARIZE)
 
     await DeleteJob(uow, clock).execute("alice", JOB_ID)
     llm.release(Step.SUMMARIZE)
@@ -358,9 +358,7 @@ async def test_a_job_deleted_while_failing_is_not_recreated(
 async def test_a_cancelled_run_hands_the_job_back(
     process: ProcessJob, uow: Storage, llm: FakeLLM, step: Step
 ) -> None:
-    llm.hold(step)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(step)
+    task = await held_in(process, llm, step)
 
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -534,9 +532,7 @@ async def test_the_lease_is_renewed_while_a_step_runs(
 ) -> None:
     beats = Beats()
     process = build(uow, llm, clock, beats=beats)
-    llm.hold(Step.SUMMARIZE)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.SUMMARIZE)
+    task = await held_in(process, llm, Step.SUMMARIZE)
     claimed = await stored(uow, JOB_ID)
     clock.advance(30)
 
@@ -566,9 +562,7 @@ async def test_a_heartbeat_during_a_step_does_not_lose_the_steps_save(
 ) -> None:
     beats = Beats()
     process = build(uow, llm, clock, beats=beats)
-    llm.hold(Step.SUMMARIZE)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.SUMMARIZE)
+    task = await held_in(process, llm, Step.SUMMARIZE)
     claimed = await stored(uow, JOB_ID)
 
     beats.beat()  # the renewal commits: the step's own copy is now one version behind
@@ -593,9 +587,7 @@ async def test_a_heartbeat_stopped_mid_save_by_the_end_of_a_step_leaves_the_job_
 ) -> None:
     beats = Beats()
     process = build(uow, llm, clock, beats=beats)
-    llm.hold(Step.CHECKLIST)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.CHECKLIST)
+    task = await held_in(process, llm, Step.CHECKLIST)
 
     async with uow() as blocker:  # another transaction holds the job's row
         held = await blocker.jobs.get(JOB_ID)
@@ -622,9 +614,7 @@ async def test_a_cancel_racing_a_heartbeat_wins_and_stops_the_run(
 ) -> None:
     beats = Beats()
     process = build(uow, llm, clock, beats=beats)
-    llm.hold(Step.SUMMARIZE)
-    task = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(Step.SUMMARIZE)
+    task = await held_in(process, llm, Step.SUMMARIZE)
 
     beats.beat()
     await CancelJob(uow, clock).execute("alice", JOB_ID)  # races the renewal's save
@@ -693,22 +683,12 @@ def notified(uow: Storage) -> Notified:
     return Notified(uow)
 
 
-async def _running(
-    process: ProcessJob, llm: FakeLLM, step: Step = Step.SUMMARIZE
-) -> asyncio.Task[Outcome]:
-    """The run, once its `step` call is in flight (held: it never returns by itself)."""
-    llm.hold(step)
-    run = asyncio.create_task(process.execute(JOB_ID))
-    await llm.wait_entered(step)
-    return run
-
-
 @pytest.mark.parametrize("step", list(Step))
 @pytest.mark.usefixtures("pending")
 async def test_a_cancel_stops_the_running_llm_call_at_once(
     notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock, step: Step
 ) -> None:
-    run = await _running(notified.process(llm, clock), llm, step)
+    run = await held_in(notified.process(llm, clock), llm, step)
 
     await CancelJob(notified.units, clock).execute("alice", JOB_ID)
 
@@ -725,7 +705,7 @@ async def test_a_cancel_stops_the_running_llm_call_at_once(
 async def test_a_delete_stops_the_running_llm_call_at_once(
     notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    run = await _running(notified.process(llm, clock), llm)
+    run = await held_in(notified.process(llm, clock), llm)
 
     await DeleteJob(notified.units, clock).execute("alice", JOB_ID)
 
@@ -738,7 +718,7 @@ async def test_a_delete_stops_the_running_llm_call_at_once(
 async def test_recovery_of_an_expired_lease_stops_the_call_at_once(
     notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    run = await _running(notified.process(llm, clock), llm)
+    run = await held_in(notified.process(llm, clock), llm)
     clock.advance(61)  # the worker missed its heartbeats: the lease ran out
 
     recover = RecoverStuckJobs(
@@ -757,7 +737,7 @@ async def test_a_takeover_stops_the_old_workers_call_and_not_the_new_ones(
     notified: Notified, uow: Storage, clock: FakeClock
 ) -> None:
     slow_llm = FakeLLM(summary="Slow summary.")
-    first = await _running(notified.process(slow_llm, clock), slow_llm)
+    first = await held_in(notified.process(slow_llm, clock), slow_llm)
     clock.advance(61)
 
     # The new worker hears its own takeover too (while its claim commits): not its loss.
@@ -778,7 +758,7 @@ async def test_a_late_notice_about_an_earlier_attempt_leaves_the_run_alone(
     job = a_job(JobStatus.CANCELLED, event_id=JOB_ID, now=clock.now(), input_text=TEXT)
     job.retry(clock.now())
     await seed(uow, job)
-    run = await _running(notified.process(llm, clock), llm)
+    run = await held_in(notified.process(llm, clock), llm)
 
     notified.feed.publish([Revocation(JOB_ID, 1, JobStatus.CANCELLED)])
     await asyncio.sleep(0.01)
@@ -793,7 +773,7 @@ async def test_a_late_notice_about_an_earlier_attempt_leaves_the_run_alone(
 async def test_notices_of_other_jobs_leave_the_run_alone(
     notified: Notified, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    run = await _running(notified.process(llm, clock), llm)
+    run = await held_in(notified.process(llm, clock), llm)
 
     notified.feed.publish([Revocation(UUID(int=8), 1, JobStatus.CANCELLED)])
     await asyncio.sleep(0.01)
@@ -845,7 +825,7 @@ async def test_a_notice_heard_while_the_claim_commits_still_stops_the_run(
 async def test_a_shutdown_hand_back_is_announced(
     notified: Notified, uow: Storage, llm: FakeLLM, clock: FakeClock
 ) -> None:
-    run = await _running(notified.process(llm, clock), llm)
+    run = await held_in(notified.process(llm, clock), llm)
 
     run.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -862,7 +842,7 @@ async def test_without_a_notice_the_heartbeat_still_stops_the_call(
     """The notice lost (Redis down, say): the next heartbeat finds the job cancelled."""
     beats = Beats()
     process = build(uow, llm, clock, beats=beats)  # no revocation feed at all
-    run = await _running(process, llm)
+    run = await held_in(process, llm)
 
     await CancelJob(uow, clock).execute("alice", JOB_ID)
     await asyncio.sleep(0.01)
