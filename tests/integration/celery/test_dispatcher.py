@@ -122,11 +122,12 @@ def test_a_push_cancelled_before_it_ran_does_not_stop_later_dispatches(broker_ur
             await asyncio.sleep(0)  # the first dispatch has started its push ...
             assert dispatcher._pusher is not None
             dispatcher._pusher.cancel()  # ... which is cancelled (a loop shutting down)
-            with pytest.raises((BrokerUnavailable, TimeoutError, asyncio.CancelledError)):
+            with pytest.raises(TimeoutError):  # its push never ran
                 await first
             await dispatcher.dispatch(uuid.UUID(EVENT_ID))  # the next one still goes out
         finally:
             await dispatcher.aclose()
 
     asyncio.run(dispatch_twice())
-    assert len(_queued(client)) >= 1
+    # The next push took the first message too (it was still waiting in the batch).
+    assert len(_queued(client)) == 2

@@ -64,3 +64,9 @@ def test_one_celery_app_per_container_shared_by_the_dispatcher(tmp_path) -> None
     dispatcher = container.dispatcher()
     assert dispatcher._app is app  # the dispatcher publishes through the process's one app
     assert container.celery_app() is app
+
+
+def test_production_api_processes_keep_a_peeked_count_for_a_second(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # README (Security): a block made by another API process shows within a second.
+    limiter = _production(str(tmp_path)).rate_limiter()
+    assert limiter._peek_cache_s == 1.0
